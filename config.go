@@ -1,0 +1,144 @@
+package proxyauth
+
+import (
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpproxy"
+
+	"github.com/proxyauth/proxyauth/internal/redact"
+)
+
+// ConfigError reports a configuration that [New] or [Wrap] cannot use. Its
+// Value never contains a password.
+type ConfigError struct {
+	// Field names what is wrong: "Proxies[0]", "HTTPS_PROXY",
+	// "Credentials", "Client.Transport", ...
+	Field string
+	// Value is the offending value with any userinfo masked; "" when the
+	// problem is not one value.
+	Value string
+	// Reason says what is wrong and how to fix it.
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	s := "proxyauth: " + e.Field
+	if e.Value != "" {
+		s += " " + strconv.Quote(e.Value)
+	}
+	return s + ": " + e.Reason
+}
+
+// proxySpec is one validated proxy URL.
+type proxySpec struct {
+	field string       // where it came from, for messages
+	url   *url.URL     // without userinfo
+	creds *Credentials // from the userinfo; nil when it has none
+}
+
+func (p *proxySpec) socks() bool { return strings.HasPrefix(p.url.Scheme, "socks") }
+
+// parseProxy validates one proxy URL. Like httpproxy, it takes a value
+// without a scheme to mean "http://". Its errors never quote the input
+// unmasked, nor the text of url.Parse's errors, which can hold part of a
+// password.
+func parseProxy(field, raw string) (*proxySpec, error) {
+	bad := func(reason string) error {
+		return &ConfigError{Field: field, Value: redact.Raw(raw), Reason: reason}
+	}
+	const encode = "; percent-encode reserved characters such as @ : % # / ? in the username and password"
+	if strings.TrimSpace(raw) == "" {
+		return nil, bad("empty proxy URL")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		if u2, err2 := url.Parse("http://" + raw); err2 == nil {
+			u, err = u2, nil
+		}
+	}
+	if err != nil {
+		return nil, bad("not a URL" + encode)
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		return nil, bad("unsupported proxy scheme " + strconv.Quote(u.Scheme) + ": use http, https, socks5 or socks5h")
+	}
+	if u.Hostname() == "" {
+		return nil, bad("no host")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, bad("port " + strconv.Quote(p) + " is not a number from 1 to 65535")
+		}
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return nil, bad("a proxy URL has no path, query or fragment" + encode)
+	}
+	spec := &proxySpec{field: field, url: &url.URL{Scheme: u.Scheme, Host: u.Host}}
+	if u.User != nil {
+		pass, hasPass := u.User.Password()
+		c := Credentials{Username: u.User.Username(), Password: pass}
+		if c.Username != "" || hasPass {
+			if err := validCredentials(c, spec.socks()); err != nil {
+				return nil, bad(err.Error())
+			}
+			spec.creds = &c
+		}
+	}
+	return spec, nil
+}
+
+// envConfig is the proxy environment, read once as httpproxy reads it, with
+// the values that httpproxy would silently ignore rejected.
+type envConfig struct {
+	bypass      func(*url.URL) (*url.URL, error) // httpproxy's choice: nil for direct
+	http, https *proxySpec                       // nil when unset; the same spec when equal
+}
+
+func fromEnvironment() (*envConfig, error) {
+	cfg := httpproxy.FromEnvironment()
+	env := &envConfig{bypass: cfg.ProxyFunc()}
+	var err error
+	if env.http, err = envProxy("http_proxy", "HTTP_PROXY", cfg.HTTPProxy); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPSProxy == cfg.HTTPProxy {
+		env.https = env.http
+	} else if env.https, err = envProxy("https_proxy", "HTTPS_PROXY", cfg.HTTPSProxy); err != nil {
+		return nil, err
+	}
+	if env.http == nil && env.https == nil {
+		return nil, &ConfigError{
+			Field:  "Proxies",
+			Reason: "empty, and the environment names no proxy (HTTP_PROXY, HTTPS_PROXY and their lower-case forms are unset)",
+		}
+	}
+	return env, nil
+}
+
+func envProxy(lower, upper, value string) (*proxySpec, error) {
+	if value == "" {
+		return nil, nil
+	}
+	name := upper
+	if os.Getenv(lower) != "" {
+		name = lower
+	}
+	return parseProxy(name, value)
+}
+
+// specFor returns the proxy for a target, or nil to reach it directly.
+func (e *envConfig) specFor(target *url.URL) (*proxySpec, error) {
+	u, err := e.bypass(target)
+	if err != nil || u == nil {
+		return nil, err
+	}
+	if target.Scheme == "https" {
+		return e.https, nil
+	}
+	return e.http, nil
+}

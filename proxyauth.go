@@ -1,0 +1,146 @@
+// Package proxyauth makes HTTP through authenticating proxies work, and fail
+// clearly when it cannot.
+//
+// A proxy that wants credentials answers 407 Proxy Authentication Required;
+// an origin server that wants them answers 401 Unauthorized. The two come
+// from different hops, want different credentials and need different fixes,
+// yet net/http mixes them up: it reports a 407 to a CONNECT (the request
+// that opens a tunnel for an https:// target) as an untyped error string
+// with the status and headers lost, while a 407 to a plain http:// request
+// arrives as an ordinary response.
+//
+// [Transport] is an [http.RoundTripper] that attaches proxy credentials to
+// the proxy hop only (the forwarded request for http:// targets, the CONNECT
+// for https:// targets, never inside the tunnel and never to a server that
+// is not the proxy) and turns every failure into a typed error that
+// [errors.As] finds through the [*url.Error] that [http.Client] wraps it in:
+//
+//   - [*ProxyAuthError]: the proxy wants credentials, or other ones (407, a
+//     401 the proxy sent by mistake, a SOCKS5 authentication failure). It
+//     looks the same for http:// and https:// targets.
+//   - [*ProxyError]: the proxy could not be used: unreachable, TLS failure,
+//     or a CONNECT answered with a status such as 403 or 502.
+//   - [*AuthError]: the origin server answered 401. The response still
+//     reaches the caller, since it is the origin's answer; [CheckResponse]
+//     and [Classify] turn it into an error for callers who want one.
+//
+// Start with [New] or [Wrap]. With Config.Proxies empty, the proxies come
+// from HTTP_PROXY, HTTPS_PROXY and NO_PROXY, read when New runs.
+//
+// The subpackage proxyauthtest provides an authenticating forward proxy for
+// tests, in the style of net/http/httptest.
+package proxyauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// Config configures a [Transport]. New copies what it needs: changing a
+// Config after New returns does not affect the Transport.
+type Config struct {
+	// Proxies lists the proxy URLs: "http://", "https://" (TLS to the
+	// proxy), "socks5://" or "socks5h://", each optionally with userinfo
+	// ("http://user:pass@proxy:3128"; percent-encode reserved characters
+	// such as @ : % # / in the username and password). Only one proxy is
+	// supported for now; New rejects more.
+	//
+	// Empty: the proxies come from the environment, read once when New
+	// runs, through golang.org/x/net/http/httpproxy: HTTPS_PROXY for
+	// https:// targets, HTTP_PROXY for http:// targets, NO_PROXY for
+	// exceptions. The lower-case names win over the upper-case ones when
+	// both are set. A value without a scheme means "http://". Targets on
+	// localhost or a loopback address are never proxied by environment
+	// configuration, and a target whose variable is unset, or that
+	// NO_PROXY names, is reached directly, as with curl and net/http. An
+	// environment that names no proxy at all, or a value that is not a
+	// usable proxy URL, is an error from New: a Transport never connects
+	// directly unless the configuration says so.
+	Proxies []string
+
+	// Credentials, if not nil, supplies the proxy credentials; the proxy
+	// URLs must then carry no userinfo. It is called the first time a
+	// proxy is used, and its answer is kept for that proxy. nil: the
+	// userinfo of each proxy URL, or no credentials when it has none.
+	Credentials CredentialsFunc
+
+	// Base supplies the settings of the connections: dialer, TLS
+	// configuration, timeouts, pool sizes, and the CONNECT hooks
+	// GetProxyConnectHeader, ProxyConnectHeader and
+	// OnProxyConnectResponse, which keep working (the credentials
+	// override a Proxy-Authorization header they set). It is cloned,
+	// never mutated. Its Proxy field is ignored: the proxies come from
+	// Proxies or the environment. nil: the settings of
+	// [http.DefaultTransport].
+	Base *http.Transport
+}
+
+// Credentials is a username and password for a proxy.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+// String returns the username with the password masked, so that printing
+// Credentials never shows the password.
+func (c Credentials) String() string {
+	return c.Username + ":xxxxx"
+}
+
+// GoString is String, for %#v.
+func (c Credentials) GoString() string {
+	return `proxyauth.Credentials{Username: "` + c.Username + `", Password: "xxxxx"}`
+}
+
+// CredentialsRequest describes what a [CredentialsFunc] is asked for.
+type CredentialsRequest struct {
+	// Proxy is the proxy the credentials are for, without userinfo.
+	Proxy *url.URL
+	// Challenges holds what the proxy asked for; empty before any
+	// challenge.
+	Challenges []Challenge
+	// Rejected reports that the proxy refused the credentials last given
+	// for it.
+	Rejected bool
+}
+
+// CredentialsFunc returns the credentials for a proxy. It may be called
+// from several goroutines at once, for different proxies. An error it
+// returns reaches the caller of RoundTrip as the Err of a
+// [*ProxyAuthError].
+type CredentialsFunc func(ctx context.Context, r CredentialsRequest) (Credentials, error)
+
+// Challenge is one authentication challenge from a Proxy-Authenticate or
+// WWW-Authenticate header field.
+type Challenge struct {
+	// Scheme is the scheme in canonical case: "Basic", "Digest",
+	// "NTLM", "Negotiate", "Bearer"; other schemes as received.
+	Scheme string
+	// Params holds the auth-params with lower-cased keys: realm, nonce,
+	// qop, stale, and so on. nil when there are none.
+	Params map[string]string
+	// Token68 holds the token68 form that NTLM and Negotiate use, or "".
+	Token68 string
+}
+
+// String formats the challenge for messages: the scheme and, if any, its
+// realm. Other parameters, such as a Digest nonce, are left out.
+func (c Challenge) String() string {
+	if realm, ok := c.Params["realm"]; ok {
+		return c.Scheme + " realm=" + strconv.Quote(realm)
+	}
+	return c.Scheme
+}
+
+// Sentinel errors for [errors.Is]. Each of the typed errors matches one.
+var (
+	// ErrProxyAuthRequired matches every [*ProxyAuthError].
+	ErrProxyAuthRequired = errors.New("proxyauth: proxy authentication required")
+	// ErrUnauthorized matches every [*AuthError].
+	ErrUnauthorized = errors.New("proxyauth: origin server answered 401 Unauthorized")
+	// ErrProxyUnavailable matches every [*ProxyError].
+	ErrProxyUnavailable = errors.New("proxyauth: proxy unavailable")
+)

@@ -1,0 +1,212 @@
+package proxyauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/proxyauth/proxyauth/internal/redact"
+)
+
+// Transport is an [http.RoundTripper] that sends requests through an
+// authenticating proxy and reports every failure as a typed error. Make one
+// with [New] or [Wrap]; the zero value is not usable. It is safe for
+// concurrent use.
+//
+// For an http:// target, the request goes to the proxy with the
+// credentials in one Proxy-Authorization field. For an https:// target,
+// the credentials travel on the CONNECT that opens the tunnel and never
+// inside it. A Proxy-Authorization field that the caller set on a request
+// is used instead of the configured credentials for the proxy hop, and
+// never reaches the origin: it is dropped on a direct route and for SOCKS5
+// proxies. A tunnel already open is reused without a new CONNECT.
+//
+// A 407 from the proxy is returned as a [*ProxyAuthError], for http:// and
+// https:// targets alike, with its body drained and closed; so is a 401
+// that the proxy made (it carries Proxy-Authenticate or X-Squid-Error) and
+// any 401 to a CONNECT. A 401 from the origin is returned as the response
+// it is. The caller's request is never changed, and its body is closed on
+// every path.
+type Transport struct {
+	fixed  *route            // the one proxy of Config.Proxies; nil with environment configuration
+	env    *envConfig        // nil with Config.Proxies
+	byspec map[*proxySpec]*route
+	direct *http.Transport   // for targets the environment sends directly; nil with Config.Proxies
+	routes []*route
+}
+
+// New returns a Transport for cfg. Every problem with cfg is reported here,
+// as a [*ConfigError], rather than at the first request.
+func New(cfg Config) (*Transport, error) {
+	base := cfg.Base
+	if base == nil {
+		dt, ok := http.DefaultTransport.(*http.Transport)
+		if !ok {
+			return nil, &ConfigError{Field: "Base", Reason: fmt.Sprintf(
+				"nil, and http.DefaultTransport is a %T rather than an *http.Transport to take settings from", http.DefaultTransport)}
+		}
+		base = dt
+	}
+	t := &Transport{byspec: map[*proxySpec]*route{}}
+	var specs []*proxySpec
+	switch n := len(cfg.Proxies); n {
+	case 0:
+		env, err := fromEnvironment()
+		if err != nil {
+			return nil, err
+		}
+		t.env = env
+		for _, s := range []*proxySpec{env.http, env.https} {
+			if s != nil && (len(specs) == 0 || specs[0] != s) {
+				specs = append(specs, s)
+			}
+		}
+		t.direct = base.Clone()
+		t.direct.Proxy = nil
+	case 1:
+		spec, err := parseProxy("Proxies[0]", cfg.Proxies[0])
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, spec)
+	default:
+		return nil, &ConfigError{Field: "Proxies", Reason: "lists " + strconv.Itoa(n) +
+			" proxies; fallback proxies are not supported yet, so list exactly one"}
+	}
+	for _, s := range specs {
+		if cfg.Credentials != nil && s.creds != nil {
+			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
+				Reason: "has a username and password while Config.Credentials is set; give the credentials one way"}
+		}
+		r := newRoute(base, s, newCredSource(s.url, s.socks(), s.creds, cfg.Credentials))
+		t.byspec[s] = r
+		t.routes = append(t.routes, r)
+	}
+	if t.env == nil {
+		t.fixed = t.routes[0]
+	}
+	return t, nil
+}
+
+// Wrap returns a copy of c whose Transport is a [Transport] for cfg; c
+// itself is not changed. The copy keeps c's Timeout, Jar and CheckRedirect.
+// c's Transport must be an [*http.Transport], which becomes cfg.Base, or
+// nil for [http.DefaultTransport]: the credentials for https:// targets
+// travel on the CONNECT, which only an *http.Transport's hooks can reach.
+// A nil c stands for a zero [http.Client].
+func Wrap(c *http.Client, cfg Config) (*http.Client, error) {
+	var out http.Client
+	if c != nil {
+		out = *c
+	}
+	switch rt := out.Transport.(type) {
+	case nil:
+	case *http.Transport:
+		if cfg.Base != nil && cfg.Base != rt {
+			return nil, &ConfigError{Field: "Base",
+				Reason: "set, and the client has an *http.Transport of its own; give one of them"}
+		}
+		cfg.Base = rt
+	case *Transport:
+		return nil, &ConfigError{Field: "Client.Transport", Reason: "is a *proxyauth.Transport already"}
+	default:
+		return nil, &ConfigError{Field: "Client.Transport", Value: fmt.Sprintf("%T", rt),
+			Reason: "is not an *http.Transport: credentials for https:// targets travel on the CONNECT, which only " +
+				"an *http.Transport's GetProxyConnectHeader and OnProxyConnectResponse hooks reach; " +
+				"pass the *http.Transport it wraps as Config.Base and layer it over the result instead"}
+	}
+	t, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out.Transport = t
+	return &out, nil
+}
+
+// RoundTrip implements [http.RoundTripper].
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("proxyauth: nil Request.URL")
+	}
+	r, err := t.routeFor(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	if r == nil {
+		return t.direct.RoundTrip(withoutProxyAuth(req))
+	}
+	return r.roundTrip(req)
+}
+
+// routeFor returns the route for req, or nil for a direct connection.
+func (t *Transport) routeFor(req *http.Request) (*route, error) {
+	if t.fixed != nil {
+		return t.fixed, nil
+	}
+	spec, err := t.env.specFor(req.URL)
+	if err != nil {
+		return nil, fmt.Errorf("proxyauth: choosing a proxy for %s: %w", redact.String(req.URL), err)
+	}
+	if spec == nil {
+		return nil, nil
+	}
+	return t.byspec[spec], nil
+}
+
+// CloseIdleConnections closes the idle connections of every proxy and of
+// direct routes. It does not interrupt connections in use.
+func (t *Transport) CloseIdleConnections() {
+	for _, r := range t.routes {
+		r.rt.CloseIdleConnections()
+	}
+	if t.direct != nil {
+		t.direct.CloseIdleConnections()
+	}
+}
+
+// withoutProxyAuth returns req, or a clone of it without the
+// Proxy-Authorization field, which must not reach a server that is not a
+// proxy.
+func withoutProxyAuth(req *http.Request) *http.Request {
+	if _, ok := proxyAuthorization(req.Header); !ok {
+		return req
+	}
+	out := req.Clone(req.Context())
+	deleteProxyAuthorization(out.Header)
+	return out
+}
+
+// proxyAuthorization returns the first Proxy-Authorization value of h. It
+// also finds keys that were stored without canonical case, which net/http
+// would send as they are.
+func proxyAuthorization(h http.Header) (string, bool) {
+	for k, v := range h {
+		if strings.EqualFold(k, "Proxy-Authorization") {
+			if len(v) > 0 {
+				return v[0], true
+			}
+			return "", true
+		}
+	}
+	return "", false
+}
+
+// deleteProxyAuthorization removes every Proxy-Authorization key of h,
+// whatever its case.
+func deleteProxyAuthorization(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(k, "Proxy-Authorization") {
+			delete(h, k)
+		}
+	}
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
