@@ -30,10 +30,10 @@ import (
 // it is. The caller's request is never changed, and its body is closed on
 // every path.
 type Transport struct {
-	fixed  *route            // the one proxy of Config.Proxies; nil with environment configuration
-	env    *envConfig        // nil with Config.Proxies
+	fixed  *route     // the one proxy of Config.Proxies; nil with environment configuration
+	env    *envConfig // nil with Config.Proxies
 	byspec map[*proxySpec]*route
-	direct *http.Transport   // for targets the environment sends directly; nil with Config.Proxies
+	direct *http.Transport // for targets the environment sends directly; nil with Config.Proxies
 	routes []*route
 }
 
