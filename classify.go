@@ -113,7 +113,7 @@ func (e *AuthError) Error() string {
 		target += " " + e.URL.Redacted()
 	}
 	return "proxyauth: " + target + " answered " + strconv.Itoa(e.StatusCode) + " " +
-		http.StatusText(e.StatusCode) + strings.TrimPrefix(offers(e.Challenges), ";")
+		http.StatusText(e.StatusCode) + offers(e.Challenges)
 }
 
 // Is reports whether target is [ErrUnauthorized].

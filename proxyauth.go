@@ -108,9 +108,13 @@ type CredentialsRequest struct {
 }
 
 // CredentialsFunc returns the credentials for a proxy. It may be called
-// from several goroutines at once, for different proxies. An error it
-// returns reaches the caller of RoundTrip as the Err of a
-// [*ProxyAuthError].
+// from several goroutines at once, for different proxies; requests that
+// need the same proxy's credentials at once share one call. ctx carries
+// the values of the context of the request that made the call, but not its
+// deadline or cancellation, since other requests may be waiting for the
+// same answer: bound the work in the function itself. A request that gives
+// up while waiting gets its context's error. An error the function returns
+// reaches the caller of RoundTrip as the Err of a [*ProxyAuthError].
 type CredentialsFunc func(ctx context.Context, r CredentialsRequest) (Credentials, error)
 
 // Challenge is one authentication challenge from a Proxy-Authenticate or

@@ -190,6 +190,9 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 		c, err := r.creds.get(req.Context())
 		if err != nil {
 			closeBody(req)
+			if req.Context().Err() != nil {
+				return nil, err // the caller gave up; that is the error
+			}
 			return nil, &ProxyAuthError{Proxy: r.spec.url, Tunnel: tunnel, Err: err}
 		}
 		switch {

@@ -131,6 +131,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("proxyauth: nil Request.URL")
 	}
+	if t.fixed == nil && t.env == nil {
+		closeBody(req)
+		return nil, errors.New("proxyauth: Transport used without New; make it with New or Wrap")
+	}
 	r, err := t.routeFor(req)
 	if err != nil {
 		closeBody(req)
