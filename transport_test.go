@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptrace"
@@ -653,4 +654,18 @@ func TestZeroTransport(t *testing.T) {
 	_, err = tr.RoundTrip(req)
 	assert.ErrorContains(t, err, "without New")
 	assert.Equal(t, int32(1), body.closes.Load())
+}
+
+func TestProxyDialTimeout(t *testing.T) {
+	base := trusting()
+	base.DialContext = (&net.Dialer{Timeout: time.Nanosecond}).DialContext
+	cl := client(t, proxyauth.Config{Proxies: []string{"http://" + closedAddr(t)}, Base: base})
+	_, err := cl.Get("http://origin.test/")
+	var pe *proxyauth.ProxyError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "dial", pe.Op)
+	var ne net.Error
+	require.ErrorAs(t, pe.Err, &ne)
+	assert.True(t, ne.Timeout(), "the cause is a timeout: %v", pe.Err)
+	assert.Equal(t, proxyauth.KindProxyUnavailable, proxyauth.Classify(nil, err))
 }
