@@ -10,11 +10,33 @@ package challenge
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
 // maxSnippet is how many bytes of the input an error message may quote.
 const maxSnippet = 16
+
+// Limits on what Parse reads from hostile input. Real proxies and servers
+// send a handful of challenges with a handful of params each (squid: Basic
+// and Digest with four params; RFC 7616 Digest: at most nine), so these are
+// far above anything legitimate while keeping the result, and the work done
+// on it, small.
+const (
+	// maxChallenges bounds the challenges returned, counted across all
+	// fields. Parsing stops at the first list element beyond it.
+	maxChallenges = 64
+	// maxParams bounds the auth-params read into one challenge, counting
+	// every auth-param list element (valid, duplicate or malformed). Params
+	// beyond it are scanned, so that a following challenge is still found,
+	// but neither stored nor unescaped.
+	maxParams = 64
+)
+
+var (
+	errTooManyChallenges = "more than " + strconv.Itoa(maxChallenges) + " challenges, ignoring the rest"
+	errTooManyParams     = "more than " + strconv.Itoa(maxParams) + " auth-params in a challenge, ignoring the rest of them"
+)
 
 // Challenge is one parsed challenge.
 type Challenge struct {
@@ -26,19 +48,29 @@ type Challenge struct {
 // Parse parses every challenge in every field value (a header may be
 // repeated, and one field may hold several comma-separated challenges). It is
 // best effort: it returns every challenge it could parse, plus a non-nil error
-// describing the first syntax problem. The error quotes at most a few bytes of
-// the input.
+// describing the first problem (in input order). The error quotes at most a
+// few bytes of the input.
+//
+// Parse bounds its work on hostile input. It returns at most 64 challenges,
+// counted across all fields; at the first list element after the 64th
+// challenge it reports an error and ignores the rest of the input. It reads
+// at most 64 auth-params into one challenge; later auth-params of that
+// challenge are skipped with an error, and parsing goes on with the next
+// challenge. Time is linear in the total length of the fields, and what Parse
+// allocates is bounded by the challenges and params it returns, never by the
+// input it skips: values are substrings of the fields except quoted-strings
+// with backslash escapes, which are copied.
 func Parse(fields []string) ([]Challenge, error) {
 	var out []Challenge
-	var first error
+	var p parser
 	for i, f := range fields {
-		p := parser{s: f, field: i}
+		p.s, p.field = f, i
 		out = p.parse(out)
-		if first == nil {
-			first = p.err
+		if p.stop {
+			break
 		}
 	}
-	return out, first
+	return out, p.err
 }
 
 // Canonical returns the canonical spelling of a scheme name if it matches one
@@ -53,11 +85,13 @@ func Canonical(scheme string) string {
 	return scheme
 }
 
-// parser scans one field value and remembers its first error.
+// parser scans field values one after another and remembers the first error
+// across all of them, so that garbage in many fields costs one error value.
 type parser struct {
-	s     string
-	field int
-	err   error
+	s     string // the field being parsed
+	field int    // its index, for error messages
+	err   error  // the first error
+	stop  bool   // the challenge limit was reached
 }
 
 func (p *parser) fail(pos int, msg string) {
@@ -84,6 +118,11 @@ func (p *parser) parse(out []Challenge) []Challenge {
 		if i >= len(s) {
 			return out
 		}
+		if len(out) >= maxChallenges {
+			p.fail(i, errTooManyChallenges)
+			p.stop = true
+			return out
+		}
 		start := i
 		i = skipToken(s, i)
 		if i == start {
@@ -91,8 +130,15 @@ func (p *parser) parse(out []Challenge) []Challenge {
 			i = skipElement(s, i)
 			continue
 		}
-		c := Challenge{Scheme: Canonical(s[start:i])}
 		j := skipOWS(s, i)
+		if j < len(s) && s[j] == '=' {
+			// "realm=x" or "Basic = x": a token68 cannot start with "=",
+			// so this is an auth-param with no auth-scheme before it.
+			p.fail(start, "expected auth-scheme before auth-param")
+			i = skipElement(s, j)
+			continue
+		}
+		c := Challenge{Scheme: Canonical(s[start:i])}
 		switch {
 		case j >= len(s) || s[j] == ',': // a bare scheme
 			i = j
@@ -115,8 +161,11 @@ func (p *parser) parseRest(c *Challenge, i int) int {
 		c.Token68 = s[i:end]
 		return end
 	}
-	for {
-		i = skipOWS(s, p.param(c, i))
+	for n := 1; ; n++ {
+		if n == maxParams+1 {
+			p.fail(i, errTooManyParams)
+		}
+		i = skipOWS(s, p.param(c, i, n <= maxParams))
 		if i < len(s) && s[i] != ',' {
 			p.fail(i, "expected ','")
 			if looksLikeParam(s, i) {
@@ -133,9 +182,10 @@ func (p *parser) parseRest(c *Challenge, i int) int {
 	}
 }
 
-// param parses one auth-param at i into c and returns the position after it.
-// On error it skips to the end of the list element.
-func (p *parser) param(c *Challenge, i int) int {
+// param parses one auth-param at i and returns the position after it. It
+// stores the param in c only if keep is set. On error it skips to the end of
+// the list element.
+func (p *parser) param(c *Challenge, i int, keep bool) int {
 	s := p.s
 	start := i
 	i = skipToken(s, i)
@@ -143,7 +193,7 @@ func (p *parser) param(c *Challenge, i int) int {
 		p.fail(i, "expected auth-param")
 		return skipElement(s, i)
 	}
-	name := strings.ToLower(s[start:i]) // tokens are ASCII
+	name := s[start:i]
 	i = skipOWS(s, i)
 	if i >= len(s) || s[i] != '=' {
 		p.fail(i, "expected '=' after auth-param name")
@@ -151,12 +201,13 @@ func (p *parser) param(c *Challenge, i int) int {
 	}
 	i = skipOWS(s, i+1)
 	var val string
+	var esc bool
 	if i < len(s) && s[i] == '"' {
-		v, end, ok := p.quoted(i)
+		v, e, end, ok := p.quoted(i)
 		if !ok {
 			return end
 		}
-		val, i = v, end
+		val, esc, i = v, e, end
 	} else {
 		vs := i
 		i = skipToken(s, i)
@@ -164,23 +215,50 @@ func (p *parser) param(c *Challenge, i int) int {
 			p.fail(i, "expected auth-param value")
 			return skipElement(s, i)
 		}
+		if i < len(s) && s[i] != ',' && s[i] != ' ' && s[i] != '\t' {
+			// The token stops at a byte that cannot end it: storing
+			// the part before would hand out a truncated value.
+			p.fail(i, "invalid byte in auth-param value")
+			return skipElement(s, i)
+		}
 		val = s[vs:i]
 	}
-	if _, dup := c.Params[name]; dup {
+	if !keep {
+		return i
+	}
+	if hasParam(c.Params, name) {
 		p.fail(start, "duplicate auth-param")
 		return i
+	}
+	if esc {
+		val = unescape(val)
 	}
 	if c.Params == nil {
 		c.Params = make(map[string]string)
 	}
-	c.Params[name] = val
+	c.Params[strings.ToLower(name)] = val // tokens are ASCII
 	return i
 }
 
-// quoted parses the quoted-string whose opening quote is at i. It returns
-// the unescaped value, the position after the closing quote (or the end of
+// hasParam reports whether m holds name, ignoring ASCII case. The keys of m
+// are lower case. It does not allocate.
+func hasParam(m map[string]string, name string) bool {
+	if _, ok := m[name]; ok || !hasUpper(name) {
+		return ok
+	}
+	for k := range m {
+		if asciiEqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// quoted scans the quoted-string whose opening quote is at i. It returns its
+// content without the quotes and still escaped, whether the content holds a
+// backslash escape, the position after the closing quote (or the end of
 // input) and whether the string was valid.
-func (p *parser) quoted(i int) (string, int, bool) {
+func (p *parser) quoted(i int) (string, bool, int, bool) {
 	s := p.s
 	bad, esc := -1, false
 	for j := i + 1; j < len(s); j++ {
@@ -188,12 +266,9 @@ func (p *parser) quoted(i int) (string, int, bool) {
 		case c == '"':
 			if bad >= 0 {
 				p.fail(bad, "invalid byte in quoted-string")
-				return "", j + 1, false
+				return "", false, j + 1, false
 			}
-			if esc {
-				return unescape(s[i+1 : j]), j + 1, true
-			}
-			return s[i+1 : j], j + 1, true
+			return s[i+1 : j], esc, j + 1, true
 		case c == '\\':
 			esc = true
 			j++
@@ -205,7 +280,7 @@ func (p *parser) quoted(i int) (string, int, bool) {
 		}
 	}
 	p.fail(i, "unterminated quoted-string")
-	return "", len(s), false
+	return "", false, len(s), false
 }
 
 // token68 reports whether a token68 starts at i and is the only thing in its
@@ -290,6 +365,15 @@ func skipSeps(s string, i int) int {
 	return i
 }
 
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
 func skipToken(s string, i int) int {
 	for i < len(s) && isTChar(s[i]) {
 		i++
@@ -301,14 +385,22 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// isTChar reports whether c is an RFC 9110 tchar.
-func isTChar(c byte) bool {
-	return isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+// Byte classes, as tables: the scanner consults them for every input byte.
+var tchar, token68char = byteClass("!#$%&'*+-.^_`|~"), byteClass("-._~+/")
+
+// byteClass returns the set of ASCII letters and digits plus extra.
+func byteClass(extra string) (set [256]bool) {
+	for c := range set {
+		set[c] = isAlnum(byte(c)) || strings.IndexByte(extra, byte(c)) >= 0
+	}
+	return set
 }
 
-func isToken68(c byte) bool {
-	return isAlnum(c) || strings.IndexByte("-._~+/", c) >= 0
-}
+// isTChar reports whether c is an RFC 9110 tchar.
+func isTChar(c byte) bool { return tchar[c] }
+
+// isToken68 reports whether c may appear in a token68 before its "=" padding.
+func isToken68(c byte) bool { return token68char[c] }
 
 // isQDText reports whether c may appear unescaped in a quoted-string
 // (HTAB, SP, VCHAR except '"' and '\\', obs-text).
