@@ -9,6 +9,19 @@
 // check how a client copes with credential rotation, rejections, failed
 // tunnels and dropped connections.
 //
+// The authentication scheme of a Proxy is an [Authenticator]: [Basic] (RFC
+// 7617), [Digest] (RFC 7616: MD5, SHA-256 and SHA-512/256 with their -sess
+// variants, qop auth and auth-int or RFC 2069 style, userhash, username*,
+// opaque), or several at once with [Multi], as a proxy such as squid offers
+// Basic and Digest together. [NewDigestProxy] starts a proxy that demands
+// Digest. The Digest server is written here independently of any client, so
+// that a client and a server sharing a bug cannot pass the tests together;
+// it checks every parameter strictly, keeps track of the nonces it issued and
+// of the nonce counts used with them, and can make nonces stale
+// ([Digest.ExpireNonces]) or rotate them with a nextnonce
+// ([Digest.RotateNonceEvery]), so that tests can check how a client answers
+// stale=true and Proxy-Authentication-Info.
+//
 // Like httptest, the constructors panic when setup fails, and no function
 // takes a *testing.T, so the proxies also work in runnable examples. Call
 // Close when done: it closes every connection and tunnel and waits for every

@@ -20,8 +20,9 @@ import (
 // via is the Via field value the proxy adds to every response it sends.
 const via = "1.1 proxyauthtest"
 
-// established is the answer to a CONNECT request whose tunnel is open.
-const established = "HTTP/1.1 200 Connection established\r\n\r\n"
+// established is the status line of the answer to a CONNECT request whose
+// tunnel is open.
+const established = "HTTP/1.1 200 Connection established\r\n"
 
 // Proxy is an HTTP forward proxy listening on a loopback address that demands
 // proxy authentication, for use in tests. It forwards absolute-form requests
@@ -62,7 +63,8 @@ type Proxy struct {
 	Realm string
 
 	// Auth checks credentials and produces challenges. If nil, Basic with
-	// Realm is used. It may be set only before Start or StartTLS.
+	// Realm is used. When it implements [Verifier], the proxy calls Verify
+	// rather than Authorized. It may be set only before Start or StartTLS.
 	Auth Authenticator
 
 	srv       *httptest.Server
@@ -89,6 +91,7 @@ type Request struct {
 	Method             string   // "CONNECT", "GET", ...
 	Target             string   // the request target as received: an absolute URL for plain requests, host:port for CONNECT
 	ProxyAuthorization []string // every Proxy-Authorization value received, as received; nil if there was none
+	Scheme             string   // the scheme of the first Proxy-Authorization value ("Basic", "Digest", ...: canonical case for the well-known schemes), "" if there was none
 	Authorized         bool     // the credentials were accepted (false if the proxy hung up before checking them)
 	Status             int      // the status the proxy answered with (for a forwarded request: the origin's status; for an opened tunnel: 200; 0 if it hung up)
 }
@@ -173,6 +176,9 @@ func (p *Proxy) prepare() {
 	if p.auth == nil {
 		p.auth = Basic{Realm: p.Realm}
 	}
+	if v, ok := p.auth.(validator); ok {
+		v.validate() // panics on a bad Digest configuration
+	}
 	p.dial = orDefaultDial(p.DialContext)
 	p.transport = &http.Transport{
 		Proxy:              nil,
@@ -198,6 +204,16 @@ func (p *Proxy) Close() {
 			p.transport.CloseIdleConnections()
 		}
 	})
+}
+
+// Authenticator returns the Authenticator in use: Auth, or the Basic
+// authenticator used when Auth is nil. It returns nil before Start or
+// StartTLS. Tests use it to reach the [Digest] of a proxy made by
+// [NewDigestProxy].
+func (p *Proxy) Authenticator() Authenticator {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.auth
 }
 
 // Certificate returns the certificate of a proxy started with StartTLS, or
@@ -326,15 +342,40 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // closes the connection without answering
 	}
 
-	if !p.authorize(r) {
-		p.reject(w, rec)
+	if r.Method != http.MethodConnect && r.Body != nil && r.Body != http.NoBody {
+		if b, ok := p.auth.(bodyReader); ok && b.needsBody(r) {
+			// Digest with qop=auth-int hashes the body: read it whole now,
+			// and forward the same bytes later.
+			data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			switch {
+			case err != nil:
+				w.Header().Set("Connection", "close")
+				p.respond(w, rec, http.StatusBadRequest, "proxyauthtest: cannot read the request body: "+err.Error())
+				return
+			case len(data) > maxBody:
+				w.Header().Set("Connection", "close")
+				p.respond(w, rec, http.StatusRequestEntityTooLarge,
+					fmt.Sprintf("proxyauthtest: request body larger than %d bytes", maxBody))
+				return
+			}
+			r.Body = newBufferedBody(data)
+		}
+	}
+
+	v := p.authorize(r)
+	if !v.Authorized {
+		p.reject(w, rec, v.Challenges)
 		return
 	}
 	p.update(rec, func(rec *Request) { rec.Authorized = true })
+	if v.Info != "" {
+		// Sent with whatever answer follows, and kept by forward.
+		w.Header().Set("Proxy-Authentication-Info", v.Info)
+	}
 
 	switch {
 	case r.Method == http.MethodConnect:
-		p.connect(w, r, rec)
+		p.connect(w, r, rec, v.Info)
 	case r.URL.IsAbs():
 		p.forward(w, r, rec)
 	default:
@@ -350,6 +391,9 @@ func (p *Proxy) record(r *http.Request) *Request {
 		Target:             r.RequestURI,
 		ProxyAuthorization: slices.Clone(r.Header.Values("Proxy-Authorization")),
 	}
+	if len(rec.ProxyAuthorization) > 0 {
+		rec.Scheme = authScheme(rec.ProxyAuthorization[0])
+	}
 	p.mu.Lock()
 	p.requests = append(p.requests, rec)
 	p.mu.Unlock()
@@ -363,28 +407,33 @@ func (p *Proxy) update(rec *Request, f func(*Request)) {
 	p.mu.Unlock()
 }
 
-// authorize applies RejectNext and then the Authenticator.
-func (p *Proxy) authorize(r *http.Request) bool {
+// authorize applies RejectNext and then the Authenticator, through Verify
+// when it is a Verifier.
+func (p *Proxy) authorize(r *http.Request) Verdict {
 	p.mu.Lock()
 	if p.rejectNext > 0 {
 		p.rejectNext--
 		p.mu.Unlock()
-		return false
+		return Verdict{}
 	}
 	creds := slices.Clone(p.creds)
 	p.mu.Unlock()
-	return p.auth.Authorized(r, creds)
+	return verify(p.auth, r, creds)
 }
 
-// reject answers with the authentication status and the challenges.
-func (p *Proxy) reject(w http.ResponseWriter, rec *Request) {
+// reject answers with the authentication status and challenges, or the
+// Authenticator's challenges if challenges is nil.
+func (p *Proxy) reject(w http.ResponseWriter, rec *Request, challenges []string) {
 	p.mu.Lock()
 	code := p.authStatus
 	p.mu.Unlock()
 	if code == 0 {
 		code = http.StatusProxyAuthRequired
 	}
-	for _, c := range p.auth.Challenges() {
+	if challenges == nil {
+		challenges = p.auth.Challenges()
+	}
+	for _, c := range challenges {
 		w.Header().Add("Proxy-Authenticate", c)
 	}
 	p.respond(w, rec, code, "proxyauthtest: "+strings.ToLower(http.StatusText(code)))
@@ -404,8 +453,9 @@ func (p *Proxy) respond(w http.ResponseWriter, rec *Request, code int, msg strin
 	io.WriteString(w, body)
 }
 
-// connect opens a tunnel for an authorized CONNECT request.
-func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, rec *Request) {
+// connect opens a tunnel for an authorized CONNECT request. info, if not
+// empty, is sent as Proxy-Authentication-Info with the 200.
+func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, rec *Request, info string) {
 	p.mu.Lock()
 	code := p.connectStatus
 	p.mu.Unlock()
@@ -437,7 +487,11 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, rec *Request) {
 		return
 	}
 	p.update(rec, func(rec *Request) { rec.Status = http.StatusOK })
-	if _, err := io.WriteString(conn, established); err != nil {
+	answer := established
+	if info != "" {
+		answer += "Proxy-Authentication-Info: " + info + "\r\n"
+	}
+	if _, err := io.WriteString(conn, answer+"\r\n"); err != nil {
 		p.t.closeConn(conn)
 		p.t.closeConn(up)
 		return
@@ -498,8 +552,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rec *Request) {
 
 // removeHopByHop deletes the hop-by-hop fields from h: those named in
 // Connection and the standard ones, including Proxy-Authorization, which must
-// never reach the origin, and Proxy-Authenticate, which is meant for the
-// proxy's client only.
+// never reach the origin, and Proxy-Authenticate and
+// Proxy-Authentication-Info, which are meant for the proxy's client only.
 func removeHopByHop(h http.Header) {
 	for _, f := range h.Values("Connection") {
 		for name := range strings.SplitSeq(f, ",") {
@@ -509,7 +563,7 @@ func removeHopByHop(h http.Header) {
 		}
 	}
 	for _, name := range [...]string{
-		"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization",
 		"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 	} {
 		h.Del(name)

@@ -62,6 +62,7 @@ func TestForwardPlain(t *testing.T) {
 		Method:             "GET",
 		Target:             origin.URL + "/path?q=1",
 		ProxyAuthorization: []string{basic(user, pass)},
+		Scheme:             "Basic",
 		Authorized:         true,
 		Status:             http.StatusOK,
 	}}
@@ -113,14 +114,17 @@ func TestRejections(t *testing.T) {
 	tests := []struct {
 		name   string
 		header []string // Proxy-Authorization values sent
+		scheme string   // the Scheme recorded
 	}{
-		{"no credentials", nil},
-		{"wrong password", []string{basic(user, "wrong")}},
-		{"wrong username", []string{basic("bob", pass)}},
-		{"other scheme", []string{"Bearer " + pass}},
-		{"bad base64", []string{"Basic !!!"}},
-		{"no colon", []string{"Basic " + "YWxpY2U="}},
-		{"valid twice", []string{basic(user, pass), basic(user, pass)}},
+		{"no credentials", nil, ""},
+		{"wrong password", []string{basic(user, "wrong")}, "Basic"},
+		{"wrong username", []string{basic("bob", pass)}, "Basic"},
+		{"other scheme", []string{"Bearer " + pass}, "Bearer"},
+		{"bad base64", []string{"Basic !!!"}, "Basic"},
+		{"no colon", []string{"Basic " + "YWxpY2U="}, "Basic"},
+		{"valid twice", []string{basic(user, pass), basic(user, pass)}, "Basic"},
+		{"lower-case scheme", []string{"basic !!!"}, "Basic"},
+		{"unknown scheme kept as received", []string{"X-Custom abc"}, "X-Custom"},
 	}
 	origin := newOrigin(t)
 	for _, tt := range tests {
@@ -146,6 +150,7 @@ func TestRejections(t *testing.T) {
 				Method:             "GET",
 				Target:             origin.URL + "/x",
 				ProxyAuthorization: tt.header,
+				Scheme:             tt.scheme,
 				Status:             http.StatusProxyAuthRequired,
 			}}
 			if got := p.Requests(); !reflect.DeepEqual(got, want) {
@@ -348,6 +353,7 @@ func TestConnect(t *testing.T) {
 		Method:             "CONNECT",
 		Target:             hostOf(t, origin.URL),
 		ProxyAuthorization: []string{basic(user, pass)},
+		Scheme:             "Basic",
 		Authorized:         true,
 		Status:             http.StatusOK,
 	}}
@@ -599,6 +605,7 @@ func TestSetHangUp(t *testing.T) {
 				Method:             tt.method,
 				Target:             tt.wantTarget,
 				ProxyAuthorization: []string{basic(user, pass)},
+				Scheme:             "Basic",
 			}}
 			if got := p.Requests(); !reflect.DeepEqual(got, want) {
 				t.Errorf("Requests() = %+v, want %+v", got, want)
