@@ -32,6 +32,33 @@ func (e *ConfigError) Error() string {
 	return s + ": " + e.Reason
 }
 
+// checkAuthConfig validates the authentication settings of cfg.
+func checkAuthConfig(cfg *Config) error {
+	if cfg.MaxAuthAttempts < 0 {
+		return &ConfigError{Field: "MaxAuthAttempts", Value: strconv.Itoa(cfg.MaxAuthAttempts),
+			Reason: "negative; 0 means the default, 1 means no retry"}
+	}
+	if cfg.Schemes != nil && len(cfg.Schemes) == 0 {
+		return &ConfigError{Field: "Schemes", Reason: "empty: no proxy could be answered; nil means the default"}
+	}
+	seen := map[string]bool{}
+	for i, s := range cfg.Schemes {
+		field := "Schemes[" + strconv.Itoa(i) + "]"
+		if s == nil {
+			return &ConfigError{Field: field, Reason: "nil"}
+		}
+		name := strings.ToLower(s.Name())
+		if name == "" || strings.ContainsAny(name, " \t,=\"") {
+			return &ConfigError{Field: field, Value: s.Name(), Reason: "not a scheme name"}
+		}
+		if seen[name] {
+			return &ConfigError{Field: field, Value: s.Name(), Reason: "listed twice"}
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
 // proxySpec is one validated proxy URL.
 type proxySpec struct {
 	field string       // where it came from, for messages
@@ -85,6 +112,9 @@ func parseProxy(field, raw string) (*proxySpec, error) {
 		if c.Username != "" || hasPass {
 			if err := validCredentials(c, spec.socks()); err != nil {
 				return nil, bad(err.Error())
+			}
+			if !spec.socks() && strings.Contains(c.Username, ":") {
+				return nil, bad("the username contains a colon, which Basic authentication cannot carry")
 			}
 			spec.creds = &c
 		}

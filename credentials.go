@@ -2,46 +2,80 @@ package proxyauth
 
 import (
 	"context"
-	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
-	"strings"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/singleflight"
 )
 
-// credSource holds the credentials of one proxy: fixed ones from the proxy
-// URL, or those a CredentialsFunc returned, kept after the first call. It
-// is safe for concurrent use.
-type credSource struct {
-	proxy *url.URL // without userinfo
-	socks bool
-	fn    CredentialsFunc
+// authState is what one proxy's requests share about authentication: the
+// current credentials, numbered by a version that grows when they change,
+// and the session that the proxy last accepted, which the next requests
+// send at once. It is safe for concurrent use.
+type authState struct {
+	proxy    *url.URL // without userinfo
+	socks    bool
+	fn       CredentialsFunc
+	onChange func() // called after the credentials changed
 
-	mu     sync.Mutex
-	cached *Credentials // nil until known; fixed ones are known from the start
-	calls  singleflight.Group
+	mu    sync.Mutex // serialises changes of cur
+	cur   atomic.Pointer[versioned]
+	calls singleflight.Group
+
+	accepted atomic.Pointer[session]
 }
 
-func newCredSource(proxy *url.URL, socks bool, fixed *Credentials, fn CredentialsFunc) *credSource {
-	return &credSource{proxy: proxy, socks: socks, fn: fn, cached: fixed}
+// versioned is one set of credentials and its version, from 1.
+type versioned struct {
+	creds   Credentials
+	version uint64
 }
 
-// get returns the credentials to send, or nil when there are none. Callers
-// asking at once share one call of the CredentialsFunc; each waits only as
-// long as its own ctx allows.
-func (s *credSource) get(ctx context.Context) (*Credentials, error) {
-	s.mu.Lock()
-	c := s.cached
-	s.mu.Unlock()
-	if c != nil || s.fn == nil {
-		return c, nil
+// session is one set of credentials answering one challenge (or none, for
+// credentials sent before any challenge, and for SOCKS5).
+type session struct {
+	version   uint64
+	creds     Credentials
+	scheme    Scheme     // nil for SOCKS5
+	challenge *Challenge // what auth answers; nil before any challenge
+	auth      Authorizer // nil for SOCKS5
+}
+
+func newAuthState(proxy *url.URL, socks bool, fixed *Credentials, fn CredentialsFunc, onChange func()) *authState {
+	s := &authState{proxy: proxy, socks: socks, fn: fn, onChange: onChange}
+	if fixed != nil {
+		s.cur.Store(&versioned{creds: *fixed, version: 1})
 	}
-	ch := s.calls.DoChan("", func() (any, error) {
+	return s
+}
+
+// current returns the current credentials, or nil when none are known yet.
+func (s *authState) current() *versioned { return s.cur.Load() }
+
+// credentials returns the credentials to use, or nil when there are none.
+// rejected reports that the proxy refused the credentials of version seen:
+// then, unless newer ones are already known, the CredentialsFunc is asked
+// for others. Callers asking at once about the same version share one
+// call; each waits only as long as its own ctx allows.
+func (s *authState) credentials(ctx context.Context, challenges []Challenge, seen uint64, rejected bool) (*versioned, error) {
+	cur := s.cur.Load()
+	if s.fn == nil || cur != nil && (!rejected || cur.version > seen) {
+		return cur, nil
+	}
+	var v uint64
+	if cur != nil {
+		v = cur.version
+	}
+	ch := s.calls.DoChan(strconv.FormatUint(v, 10), func() (any, error) {
 		// The call outlives a caller that gives up, so that the others
 		// sharing it are not failed by that caller's cancellation.
-		got, err := s.fn(context.WithoutCancel(ctx), CredentialsRequest{Proxy: s.proxy})
+		got, err := s.fn(context.WithoutCancel(ctx), CredentialsRequest{
+			Proxy: s.proxy, Challenges: challenges, Rejected: rejected && cur != nil,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -49,40 +83,54 @@ func (s *credSource) get(ctx context.Context) (*Credentials, error) {
 			return nil, err
 		}
 		s.mu.Lock()
-		s.cached = &got
+		next := &versioned{creds: got, version: 1}
+		if prev := s.cur.Load(); prev != nil {
+			next.version = prev.version + 1
+		}
+		s.cur.Store(next)
 		s.mu.Unlock()
-		return &got, nil
+		if next.version > 1 && s.onChange != nil {
+			s.onChange()
+		}
+		return next, nil
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return r.Val.(*Credentials), nil
+		return r.Val.(*versioned), nil
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
 }
 
-// validCredentials reports credentials that the proxy's scheme cannot
-// carry: Basic (RFC 7617) has no way to send a username with a colon, and
-// SOCKS5 (RFC 1929) takes 1 to 255 bytes of username and at most 255 of
-// password.
-func validCredentials(c Credentials, socks bool) error {
-	if socks {
-		if len(c.Username) == 0 || len(c.Username) > 255 || len(c.Password) > 255 {
-			return fmt.Errorf("SOCKS5 needs a username of 1 to 255 bytes and a password of at most 255 bytes (got %d and %d)",
-				len(c.Username), len(c.Password))
+// keep records that the proxy accepted sess, so that the next requests
+// send it at once, unless credentials newer than its own were accepted.
+func (s *authState) keep(sess *session) {
+	for {
+		cur := s.accepted.Load()
+		if cur == sess || cur != nil && cur.version > sess.version {
+			return
 		}
-		return nil
+		if s.accepted.CompareAndSwap(cur, sess) {
+			return
+		}
 	}
-	if strings.Contains(c.Username, ":") {
-		return fmt.Errorf("username %q contains a colon, which Basic authentication cannot carry", c.Username)
+}
+
+// validCredentials reports credentials that a SOCKS5 proxy (RFC 1929)
+// cannot carry: it takes 1 to 255 bytes of username and at most 255 of
+// password. The HTTP schemes check theirs in Scheme.Start.
+func validCredentials(c Credentials, socks bool) error {
+	if socks && (len(c.Username) == 0 || len(c.Username) > 255 || len(c.Password) > 255) {
+		return fmt.Errorf("SOCKS5 needs a username of 1 to 255 bytes and a password of at most 255 bytes (got %d and %d)",
+			len(c.Username), len(c.Password))
 	}
 	return nil
 }
 
-// basicAuth returns the Proxy-Authorization value of the Basic scheme.
-func basicAuth(c *Credentials) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))
-}
+// errSameCredentials is the cause when a refresh gave back the credentials
+// the proxy had just refused: sending them again would only count as one
+// more failed login, which some proxies punish by locking the account.
+var errSameCredentials = errors.New("the credentials function returned the credentials the proxy had just rejected")

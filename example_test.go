@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/proxyauth/proxyauth"
@@ -167,4 +168,82 @@ func ExampleClassify() {
 	// proxy-auth
 	// origin-auth
 	// 401 [Bearer realm="api"]
+}
+
+func ExampleCredentialsFunc_refresh() {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello")
+	}))
+	defer origin.Close()
+	proxy := proxyauthtest.NewProxy("alice", "password-2") // rotated: "password-1" no longer works
+	defer proxy.Close()
+
+	passwords := []string{"password-1", "password-2"} // what a vault would hand out over time
+	tr, err := proxyauth.New(proxyauth.Config{
+		Proxies: []string{proxy.URL},
+		Credentials: func(ctx context.Context, r proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
+			fmt.Printf("credentials asked for: rejected %t, challenges %v\n", r.Rejected, r.Challenges)
+			pass := passwords[0]
+			passwords = passwords[1:]
+			return proxyauth.Credentials{Username: "alice", Password: pass}, nil
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	for i := 0; i < 2; i++ {
+		resp, err := (&http.Client{Transport: tr}).Get(origin.URL)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	// Output:
+	// credentials asked for: rejected false, challenges []
+	// credentials asked for: rejected true, challenges [Basic realm="proxyauthtest"]
+	// 200 OK
+	// 200 OK
+}
+
+func ExampleDigest() {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello")
+	}))
+	defer origin.Close()
+	// A proxy that offers Digest with SHA-256 and with MD5.
+	proxy := proxyauthtest.NewDigestProxy("alice", "s3cret", "SHA-256", "MD5")
+	defer proxy.Close()
+
+	tr, err := proxyauth.New(proxyauth.Config{
+		Proxies:          []string{proxyURL(proxy, "alice", "s3cret")},
+		Schemes:          []proxyauth.Scheme{proxyauth.Digest()}, // never Basic
+		WaitForChallenge: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	for i := 0; i < 2; i++ {
+		resp, err := (&http.Client{Transport: tr}).Get(origin.URL)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for _, r := range proxy.Requests() {
+		auth := "none"
+		if len(r.ProxyAuthorization) > 0 {
+			auth = r.Scheme
+			if strings.Contains(r.ProxyAuthorization[0], "algorithm=SHA-256") {
+				auth += " SHA-256"
+			}
+		}
+		fmt.Println(r.Status, "credentials:", auth)
+	}
+	// Output:
+	// 407 credentials: none
+	// 200 credentials: Digest SHA-256
+	// 200 credentials: Digest SHA-256
 }

@@ -63,9 +63,43 @@ type Config struct {
 
 	// Credentials, if not nil, supplies the proxy credentials; the proxy
 	// URLs must then carry no userinfo. It is called the first time a
-	// proxy is used, and its answer is kept for that proxy. nil: the
-	// userinfo of each proxy URL, or no credentials when it has none.
+	// proxy needs credentials, and again, with Rejected set, when the
+	// proxy refuses the ones it gave: requests rejected at the same time
+	// share one call, and requests that start after it use its answer.
+	// nil: the userinfo of each proxy URL, or no credentials when it has
+	// none; a rejection of those is final.
 	Credentials CredentialsFunc
+
+	// MaxAuthAttempts bounds the requests sent to a proxy for one call
+	// while it answers 407: the first one, plus those with refreshed
+	// credentials, another scheme or a new Digest nonce. When they are
+	// used up the call fails with a [*ProxyAuthError]. 0 means 3; 1 means
+	// no retry.
+	MaxAuthAttempts int
+
+	// WaitForChallenge, if true, sends no credentials to an HTTP proxy
+	// until it has asked for them with a 407: the first request goes
+	// without, and the scheme and credentials are chosen from the
+	// proxy's challenge. Once a proxy has accepted credentials they are
+	// sent with the following requests either way. false: Basic
+	// credentials are sent from the first request when Basic is allowed,
+	// saving a round trip. SOCKS5 proxies always get the credentials at
+	// once.
+	WaitForChallenge bool
+
+	// Schemes lists the authentication schemes the Transport may use.
+	// When a proxy offers several challenges, the one that the strongest
+	// allowed scheme answers best is used (see [Scheme]). nil means
+	// [Digest] and [Basic]; add [Bearer], or a Scheme of your own, here.
+	Schemes []Scheme
+
+	// RefuseCleartextBasic, if true, never sends Basic credentials to a
+	// proxy reached over plain TCP (an http:// proxy URL), where anyone
+	// on the path can read and reuse the password. Such a proxy that
+	// offers nothing stronger yields a [*ProxyAuthError] whose Err says
+	// so, matching [ErrNoAcceptableScheme]. https:// proxies are not
+	// affected.
+	RefuseCleartextBasic bool
 
 	// Base supplies the settings of the connections: dialer, TLS
 	// configuration, timeouts, pool sizes, and the CONNECT hooks
@@ -147,4 +181,13 @@ var (
 	ErrUnauthorized = errors.New("proxyauth: origin server answered 401 Unauthorized")
 	// ErrProxyUnavailable matches every [*ProxyError].
 	ErrProxyUnavailable = errors.New("proxyauth: proxy unavailable")
+
+	// ErrNoAcceptableScheme is the Err of a [*ProxyAuthError] when the
+	// proxy offers no scheme the Transport may use.
+	ErrNoAcceptableScheme = errors.New("no offered scheme may be used")
+	// ErrBodyNotReplayable is the Err of a [*ProxyAuthError] when the
+	// proxy asked for (other) credentials but the request cannot be sent
+	// again because its body cannot be read again (Request.GetBody is
+	// nil). Nothing of it was sent a second time.
+	ErrBodyNotReplayable = errors.New("the request body cannot be sent again: Request.GetBody is nil")
 )

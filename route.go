@@ -8,32 +8,46 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // route is the hop to one proxy. It has an http.Transport of its own, so
 // that its idle connections, and what happens to them when its credentials
 // change, stay its own.
 type route struct {
-	spec  *proxySpec
-	creds *credSource
-	rt    *http.Transport
+	spec        *proxySpec
+	auth        *authState
+	schemes     schemeSet
+	maxAttempts int
+	wait        bool // Config.WaitForChallenge
+
+	// template is the proxy's http.Transport as configured; rt is the
+	// clone of it in use. A change of credentials retires rt for a new
+	// clone: the old one's tunnels were opened with the old credentials,
+	// and the proxy would not ask again for them.
+	template *http.Transport
+	rt       atomic.Pointer[http.Transport]
 }
 
 type attemptKey struct{}
 
-// attempt carries what one RoundTrip tells its route's hooks, through the
-// request's context (net/http keeps the context's values for the dial),
-// and what the hooks saw of the CONNECT.
+// attempt carries what one request sent to the proxy tells the route's
+// hooks, through the request's context (net/http keeps the context's values
+// for the dial), and what the hooks saw of the CONNECT.
 type attempt struct {
-	auth      string        // Proxy-Authorization for the proxy hop; "" for none
-	socksUser *url.Userinfo // SOCKS5 username and password; nil for none
+	sess       *session // credentials for the proxy hop; nil for none
+	callerAuth string   // a Proxy-Authorization value the caller set; it takes the place of sess
+	last       bool     // no attempt follows this one, whatever the answer
 
 	// The dial may go on in net/http's goroutine after RoundTrip has
 	// returned, hence atomics.
 	connectSent     atomic.Bool
 	connectAnswered atomic.Bool
+	authInfo        atomic.Pointer[string] // Proxy-Authentication-Info of the CONNECT's 200
 }
 
 func attemptFrom(ctx context.Context) *attempt {
@@ -41,14 +55,38 @@ func attemptFrom(ctx context.Context) *attempt {
 	return a
 }
 
-func newRoute(base *http.Transport, spec *proxySpec, creds *credSource) *route {
-	r := &route{spec: spec, creds: creds}
+// proxyAuthorization returns the Proxy-Authorization value for a request to
+// the proxy, or "" for none.
+func (a *attempt) proxyAuthorization(r AuthRequest) (string, error) {
+	if a.callerAuth != "" {
+		return a.callerAuth, nil
+	}
+	if a.sess == nil || a.sess.auth == nil {
+		return "", nil
+	}
+	return a.sess.auth.Authorize(r)
+}
+
+func newRoute(base *http.Transport, spec *proxySpec, cfg *Config) *route {
+	r := &route{
+		spec:        spec,
+		schemes:     schemeSet{schemes: cfg.Schemes, refuseBasic: cfg.RefuseCleartextBasic && spec.url.Scheme == "http"},
+		maxAttempts: cfg.MaxAuthAttempts,
+		wait:        cfg.WaitForChallenge,
+	}
+	if r.schemes.schemes == nil {
+		r.schemes.schemes = []Scheme{Digest(), Basic()}
+	}
+	if r.maxAttempts == 0 {
+		r.maxAttempts = defaultMaxAuthAttempts
+	}
 	t := base.Clone()
+	r.auth = newAuthState(spec.url, spec.socks(), spec.creds, cfg.Credentials, r.renewTransport)
 	proxyURL := spec.url
 	t.Proxy = func(req *http.Request) (*url.URL, error) {
-		if a := attemptFrom(req.Context()); a != nil && a.socksUser != nil {
+		if a := attemptFrom(req.Context()); a != nil && a.sess != nil && spec.socks() {
 			u := *proxyURL
-			u.User = a.socksUser
+			u.User = url.UserPassword(a.sess.creds.Username, a.sess.creds.Password)
 			return &u, nil
 		}
 		return proxyURL, nil
@@ -69,11 +107,27 @@ func newRoute(base *http.Transport, spec *proxySpec, creds *credSource) *route {
 		t.DialTLS = nil
 	}
 	t.ProxyConnectHeader = nil
-	t.GetProxyConnectHeader = connectHeader(base)
+	t.GetProxyConnectHeader = r.connectHeader(base)
 	t.OnProxyConnectResponse = r.onConnectResponse(base.OnProxyConnectResponse)
-	r.rt = t
+	r.template = t
+	r.rt.Store(t.Clone())
 	return r
 }
+
+// renewTransport puts a new clone of the template in use and closes the
+// idle connections of the old one, which also closes those still in use as
+// they come back: net/http closes the connections that become idle after
+// CloseIdleConnections until the Transport looks for an idle one again,
+// and no request uses the old one any more.
+func (r *route) renewTransport() {
+	old := r.rt.Swap(r.template.Clone())
+	old.CloseIdleConnections()
+}
+
+// defaultMaxAuthAttempts is the default of Config.MaxAuthAttempts: enough
+// for credentials sent at once, another scheme the proxy prefers, and one
+// refresh.
+const defaultMaxAuthAttempts = 3
 
 // baseDialer returns the dial function base would use.
 func baseDialer(base *http.Transport) func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -115,7 +169,7 @@ func (r *route) dialTLS(cfg *tls.Config, dial func(ctx context.Context, network,
 // connectHeader returns the GetProxyConnectHeader hook: the headers that
 // base's own hook or ProxyConnectHeader gives, with this attempt's
 // credentials on top.
-func connectHeader(base *http.Transport) func(ctx context.Context, proxyURL *url.URL, target string) (http.Header, error) {
+func (r *route) connectHeader(base *http.Transport) func(ctx context.Context, proxyURL *url.URL, target string) (http.Header, error) {
 	get, static := base.GetProxyConnectHeader, base.ProxyConnectHeader
 	return func(ctx context.Context, proxyURL *url.URL, target string) (http.Header, error) {
 		h := static
@@ -130,12 +184,16 @@ func connectHeader(base *http.Transport) func(ctx context.Context, proxyURL *url
 			return h, nil
 		}
 		a.connectSent.Store(true)
-		if a.auth != "" {
+		v, err := a.proxyAuthorization(AuthRequest{Method: http.MethodConnect, URI: target})
+		if err != nil {
+			return nil, &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
+		}
+		if v != "" {
 			h = h.Clone()
 			if h == nil {
 				h = make(http.Header)
 			}
-			h.Set("Proxy-Authorization", a.auth)
+			h.Set("Proxy-Authorization", v)
 		}
 		return h, nil
 	}
@@ -151,14 +209,29 @@ func (r *route) onConnectResponse(next func(context.Context, *url.URL, *http.Req
 				return err
 			}
 		}
-		if a := attemptFrom(ctx); a != nil {
+		a := attemptFrom(ctx)
+		if a != nil {
 			a.connectAnswered.Store(true)
+			if info := resp.Header.Get("Proxy-Authentication-Info"); info != "" {
+				a.authInfo.Store(&info)
+			}
 		}
 		switch resp.StatusCode {
 		case http.StatusOK:
 			return nil
 		case http.StatusProxyAuthRequired, http.StatusUnauthorized:
-			return r.authError(resp, true, req.Header.Get("Proxy-Authorization") != "")
+			pae := r.authError(resp, true, req.Header.Get("Proxy-Authorization") != "")
+			if a != nil && a.sess != nil && a.callerAuth == "" && !a.last {
+				// This error may never reach a request: net/http gives a
+				// waiting request whichever comes first, its dial or an
+				// idle connection, and a tunnel opened with the old
+				// credentials still works. So the rejection is acted on
+				// here (a refresh, which closes the old tunnels), lest the
+				// old tunnels hide it; the request that gets this error
+				// then finds the new credentials without another call.
+				_, _ = r.nextSession(ctx, a.sess, pae)
+			}
+			return pae
 		}
 		return &ProxyError{Proxy: r.spec.url, Op: "connect", StatusCode: resp.StatusCode, Header: resp.Header}
 	}
@@ -170,56 +243,114 @@ func (r *route) authError(resp *http.Response, tunnel, sent bool) *ProxyAuthErro
 		StatusCode: resp.StatusCode,
 		Challenges: parseChallenges(resp.Header.Values("Proxy-Authenticate")),
 		Tunnel:     tunnel,
-		Attempts:   1,
 		Rejected:   sent,
 		Header:     resp.Header,
 	}
 }
 
-// roundTrip sends req through the proxy. req is the caller's: it is
-// cloned, never changed, and the inner Transport closes its body.
+// roundTrip sends req through the proxy, answering the proxy's 407s within
+// the bound of attempts: with the scheme it prefers, a new Digest nonce, or
+// refreshed credentials. req is the caller's: it is cloned, never changed;
+// the inner Transport closes its body, and resends use GetBody.
 func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 	socks := r.spec.socks()
-	plain := !socks && req.URL.Scheme == "http"
-	tunnel := !socks && !plain
-	a := &attempt{}
+	tunnel := !socks && req.URL.Scheme != "http"
 	callerAuth, callerSet := proxyAuthorization(req.Header)
+	a := &attempt{}
 	if callerAuth != "" && !socks {
-		a.auth = callerAuth
+		// The caller chose the credentials for this request: send them,
+		// and leave any 407 to the caller.
+		a.callerAuth = callerAuth
 	} else {
-		c, err := r.creds.get(req.Context())
+		sess, err := r.firstSession(req.Context())
 		if err != nil {
 			closeBody(req)
-			if req.Context().Err() != nil {
-				return nil, err // the caller gave up; that is the error
-			}
-			return nil, &ProxyAuthError{Proxy: r.spec.url, Tunnel: tunnel, Err: err}
+			return nil, r.credentialsError(err, tunnel, 0)
 		}
+		a.sess = sess
+	}
+	for n := 1; ; n++ {
+		a.last = n >= r.maxAttempts
+		resp, pae, err := r.send(req, a, n, callerSet)
+		if err != nil {
+			return nil, err
+		}
+		if pae == nil {
+			if a.sess != nil {
+				r.auth.keep(r.nextNonce(a, resp))
+			}
+			return resp, nil
+		}
+		pae.Attempts = n
 		switch {
-		case c == nil:
-		case socks:
-			a.socksUser = url.UserPassword(c.Username, c.Password)
-		default:
-			a.auth = basicAuth(c)
+		case n >= r.maxAttempts || a.callerAuth != "":
+			return nil, pae
+		case req.Body != nil && req.Body != http.NoBody && req.GetBody == nil:
+			pae.Err = ErrBodyNotReplayable
+			return nil, pae
+		}
+		next, err := r.nextSession(req.Context(), a.sess, pae)
+		if err != nil {
+			pae.Err = err
+			return nil, pae
+		}
+		if next == nil {
+			return nil, pae // nothing else to try
+		}
+		a = &attempt{sess: next}
+	}
+}
+
+// send makes attempt n. A 407 (or a 401 the proxy made, or a SOCKS5
+// refusal) comes back as pae; any other failure as err.
+func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*http.Response, *ProxyAuthError, error) {
+	socks := r.spec.socks()
+	plain := !socks && req.URL.Scheme == "http"
+	ctx := context.WithValue(req.Context(), attemptKey{}, a)
+	var header string
+	if plain {
+		var err error
+		header, err = a.proxyAuthorization(AuthRequest{
+			Method: req.Method, URI: requestTarget(req),
+			HasBody: req.Body != nil && req.Body != http.NoBody, GetBody: req.GetBody,
+		})
+		if err != nil {
+			if n == 1 {
+				closeBody(req)
+			}
+			return nil, nil, &ProxyAuthError{Proxy: r.spec.url, Attempts: n - 1, Err: err}
 		}
 	}
-	ctx := context.WithValue(req.Context(), attemptKey{}, a)
 	var out *http.Request
-	if callerSet || plain && a.auth != "" {
+	if n > 1 || callerSet || header != "" {
 		out = req.Clone(ctx)
 		if out.Header == nil {
 			out.Header = make(http.Header)
 		}
 		deleteProxyAuthorization(out.Header)
-		if plain && a.auth != "" {
-			out.Header.Set("Proxy-Authorization", a.auth)
+		if header != "" {
+			out.Header.Set("Proxy-Authorization", header)
+		}
+		if n > 1 && req.Body != nil && req.Body != http.NoBody {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, nil, &ProxyAuthError{Proxy: r.spec.url, Attempts: n - 1, Err: err}
+			}
+			out.Body = body
 		}
 	} else {
 		out = req.WithContext(ctx)
 	}
-	resp, err := r.rt.RoundTrip(out)
+	resp, err := r.rt.Load().RoundTrip(out)
 	if err != nil {
-		return nil, r.failure(err, a, plain)
+		var pae *ProxyAuthError
+		switch {
+		case errors.As(err, &pae) && pae.StatusCode != 0:
+			return nil, pae, nil
+		case isSOCKSAuthError(err):
+			return nil, &ProxyAuthError{Proxy: r.spec.url, Rejected: a.sess != nil, Err: err}, nil
+		}
+		return nil, nil, r.failure(err, a, plain)
 	}
 	// The response must not carry our clone, whose header holds the
 	// credentials, back to the caller.
@@ -227,9 +358,169 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
 		drain(resp.Body)
-		return nil, r.authError(resp, false, a.auth != "")
+		return nil, r.authError(resp, false, header != ""), nil
 	}
-	return resp, nil
+	return resp, nil, nil
+}
+
+// firstSession returns the credentials to send with a request before the
+// proxy has asked: the session it accepted last (renewed with the current
+// credentials if they changed since), or, unless the configuration says to
+// wait for a challenge, a new one of a scheme that needs no challenge. nil
+// means none.
+func (r *route) firstSession(ctx context.Context) (*session, error) {
+	acc := r.auth.accepted.Load()
+	cur := r.auth.current()
+	if acc != nil && cur != nil && acc.version == cur.version {
+		return acc, nil
+	}
+	if cur == nil {
+		if r.wait && !r.spec.socks() {
+			return nil, nil
+		}
+		var err error
+		if cur, err = r.auth.credentials(ctx, nil, 0, false); err != nil || cur == nil {
+			return nil, err
+		}
+	}
+	switch {
+	case r.spec.socks():
+		return &session{version: cur.version, creds: cur.creds}, nil
+	case acc != nil:
+		// The credentials changed since the proxy accepted acc: answer
+		// the same challenge with the new ones.
+		return r.start(acc.scheme, acc.challenge, cur)
+	case r.wait:
+		return nil, nil
+	}
+	scheme, auth, err := r.schemes.preemptive(cur.creds)
+	if err != nil || auth == nil {
+		return nil, err
+	}
+	return &session{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}, nil
+}
+
+// start returns a session of scheme answering c with cur.
+func (r *route) start(scheme Scheme, c *Challenge, cur *versioned) (*session, error) {
+	auth, err := scheme.Start(c, cur.creds)
+	if err != nil || auth == nil {
+		return nil, err
+	}
+	return &session{version: cur.version, creds: cur.creds, scheme: scheme, challenge: c, auth: auth}, nil
+}
+
+// nextSession returns the credentials to answer a 407 with, given what the
+// refused attempt sent (prev, nil for nothing): the same credentials
+// answering a new nonce when the old one merely expired, the same ones in
+// a scheme the proxy prefers, or refreshed ones when the proxy refused
+// those of the scheme it asked for. nil means there is nothing new to try.
+func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthError) (*session, error) {
+	if prev != nil && prev.auth != nil {
+		if rn, ok := prev.auth.(renewer); ok {
+			for i, c := range pae.Challenges {
+				if !strings.EqualFold(c.Scheme, prev.scheme.Name()) {
+					continue
+				}
+				if auth, ok := rn.renew(c); ok {
+					return &session{version: prev.version, creds: prev.creds, scheme: prev.scheme,
+						challenge: &pae.Challenges[i], auth: auth}, nil
+				}
+			}
+		}
+	}
+	var (
+		scheme Scheme
+		ch     *Challenge
+	)
+	rejected := prev != nil
+	if !r.spec.socks() {
+		var err error
+		if scheme, ch, err = r.schemes.choose(pae.Challenges); err != nil {
+			return nil, err
+		}
+		// Credentials sent in another scheme than the one the proxy
+		// prefers were not refused as such: they get a second chance.
+		rejected = rejected && strings.EqualFold(prev.scheme.Name(), scheme.Name())
+	}
+	var seen uint64
+	if prev != nil {
+		seen = prev.version
+	}
+	cur, err := r.auth.credentials(ctx, pae.Challenges, seen, rejected)
+	switch {
+	case err != nil:
+		return nil, err
+	case cur == nil:
+		return nil, nil
+	case rejected && cur.version == seen:
+		return nil, nil // fixed credentials: there are no others
+	case rejected && cur.creds == prev.creds:
+		return nil, errSameCredentials
+	}
+	if r.spec.socks() {
+		return &session{version: cur.version, creds: cur.creds}, nil
+	}
+	return r.start(scheme, ch, cur)
+}
+
+// nextNonce returns the session to keep after a success: the one sent, or
+// its successor when the proxy named the next Digest nonce in a
+// Proxy-Authentication-Info field.
+func (r *route) nextNonce(a *attempt, resp *http.Response) *session {
+	info := resp.Header.Get("Proxy-Authentication-Info")
+	if p := a.authInfo.Load(); p != nil {
+		info = *p
+	}
+	if info == "" {
+		return a.sess
+	}
+	if nx, ok := a.sess.auth.(nexter); ok {
+		if auth, ok := nx.next(info); ok {
+			s := *a.sess
+			s.auth = auth
+			return &s
+		}
+	}
+	return a.sess
+}
+
+// credentialsError is the error for credentials that could not be had.
+func (r *route) credentialsError(err error, tunnel bool, attempts int) error {
+	return &ProxyAuthError{Proxy: r.spec.url, Tunnel: tunnel, Attempts: attempts, Err: err}
+}
+
+// requestTarget returns the request-target that net/http writes for a
+// request to a proxy (Request.write): the absolute URL, with the host in
+// Punycode and without an IPv6 zone. Digest signs it, so it must be the
+// same to the byte.
+func requestTarget(req *http.Request) string {
+	if req.URL.Opaque != "" {
+		return req.URL.RequestURI()
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if h, err := httpguts.PunycodeHostPort(host); err == nil {
+		host = h
+	}
+	return req.URL.Scheme + "://" + removeZone(host) + req.URL.RequestURI()
+}
+
+// removeZone removes the zone of an IPv6 literal, as net/http does.
+func removeZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	i := strings.LastIndex(host, "]")
+	if i < 0 {
+		return host
+	}
+	j := strings.LastIndex(host[:i], "%")
+	if j < 0 {
+		return host
+	}
+	return host[:j] + host[i:]
 }
 
 // failure turns an error of the inner Transport into the typed error of
@@ -246,8 +537,6 @@ func (r *route) failure(err error, a *attempt, plain bool) error {
 		return pe
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
-	case isSOCKSAuthError(err):
-		return &ProxyAuthError{Proxy: r.spec.url, Attempts: 1, Rejected: a.socksUser != nil, Err: err}
 	case isSOCKSError(err):
 		return &ProxyError{Proxy: r.spec.url, Op: "socks", Err: err}
 	case a.connectSent.Load() && !a.connectAnswered.Load() && brokenConn(err):

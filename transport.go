@@ -75,12 +75,15 @@ func New(cfg Config) (*Transport, error) {
 		return nil, &ConfigError{Field: "Proxies", Reason: "lists " + strconv.Itoa(n) +
 			" proxies; fallback proxies are not supported yet, so list exactly one"}
 	}
+	if err := checkAuthConfig(&cfg); err != nil {
+		return nil, err
+	}
 	for _, s := range specs {
 		if cfg.Credentials != nil && s.creds != nil {
 			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
 				Reason: "has a username and password while Config.Credentials is set; give the credentials one way"}
 		}
-		r := newRoute(base, s, newCredSource(s.url, s.socks(), s.creds, cfg.Credentials))
+		r := newRoute(base, s, &cfg)
 		t.byspec[s] = r
 		t.routes = append(t.routes, r)
 	}
@@ -165,7 +168,7 @@ func (t *Transport) routeFor(req *http.Request) (*route, error) {
 // direct routes. It does not interrupt connections in use.
 func (t *Transport) CloseIdleConnections() {
 	for _, r := range t.routes {
-		r.rt.CloseIdleConnections()
+		r.rt.Load().CloseIdleConnections()
 	}
 	if t.direct != nil {
 		t.direct.CloseIdleConnections()

@@ -643,7 +643,9 @@ func TestCanceledWhileWaitingForCredentials(t *testing.T) {
 	_, err = cl.Do(req)
 	assert.ErrorIs(t, err, context.Canceled)
 	var pae *proxyauth.ProxyAuthError
-	assert.False(t, errors.As(err, &pae), "a canceled request is not a proxy auth failure")
+	require.ErrorAs(t, err, &pae, "the credentials could not be had")
+	assert.Zero(t, pae.Attempts)
+	assert.Empty(t, p.Requests())
 }
 
 func TestZeroTransport(t *testing.T) {
