@@ -71,6 +71,11 @@ func (s *authState) credentials(ctx context.Context, challenges []Challenge, see
 		v = cur.version
 	}
 	ch := s.calls.DoChan(strconv.FormatUint(v, 10), func() (any, error) {
+		if now := s.cur.Load(); now != cur {
+			// A call that ended after this caller looked, and before it
+			// joined, already brought newer credentials.
+			return now, nil
+		}
 		// The call outlives a caller that gives up, so that the others
 		// sharing it are not failed by that caller's cancellation.
 		got, err := s.fn(context.WithoutCancel(ctx), CredentialsRequest{
