@@ -51,36 +51,34 @@ type ProxyAuthError struct {
 
 func (e *ProxyAuthError) Error() string {
 	socks := e.Proxy != nil && strings.HasPrefix(e.Proxy.Scheme, "socks")
+	proxy := "proxy"
+	if socks {
+		proxy = "SOCKS5 proxy"
+	}
+	if e.Proxy != nil {
+		proxy += " " + redact.String(e.Proxy)
+	}
 	var b strings.Builder
 	b.WriteString("proxyauth: ")
-	if socks {
-		b.WriteString("SOCKS5 ")
-	}
-	b.WriteString("proxy ")
-	if e.Proxy != nil {
-		b.WriteString(redact.String(e.Proxy) + " ")
-	}
 	switch {
 	case e.StatusCode == 0 && !socks:
-		b.WriteString("needs credentials that could not be obtained")
+		b.WriteString("cannot authenticate to " + proxy)
 	case e.StatusCode == http.StatusUnauthorized:
-		b.WriteString("answered 401 Unauthorized instead of 407 Proxy Authentication Required (a misconfigured proxy)")
+		b.WriteString(proxy + " answered 401 Unauthorized instead of 407 Proxy Authentication Required (a misconfigured proxy)")
 	case e.Rejected:
-		b.WriteString("rejected the credentials")
+		b.WriteString(proxy + " rejected the credentials")
 	default:
-		b.WriteString("requires credentials and none were sent")
+		b.WriteString(proxy + " requires credentials and none were sent")
 	}
 	if e.StatusCode != 0 {
-		b.WriteString(" (")
-		b.WriteString(strconv.Itoa(e.StatusCode))
+		b.WriteString(" (" + strconv.Itoa(e.StatusCode))
 		if e.Tunnel {
 			b.WriteString(" to CONNECT")
 		}
 		if e.Attempts > 1 {
 			b.WriteString(", after " + strconv.Itoa(e.Attempts) + " attempts")
 		}
-		b.WriteString(offers(e.Challenges))
-		b.WriteString(")")
+		b.WriteString(offers(e.Challenges) + ")")
 	}
 	if e.Err != nil {
 		b.WriteString(": " + e.Err.Error())

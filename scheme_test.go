@@ -314,3 +314,62 @@ func TestSOCKS5Refresh(t *testing.T) {
 	assert.False(t, reqs[0].Authorized)
 	assert.True(t, reqs[1].Authorized)
 }
+
+func TestDigestVariants(t *testing.T) {
+	variants := []struct {
+		name string
+		set  func(d *proxyauthtest.Digest)
+		want string // in the Proxy-Authorization the proxy accepted
+	}{
+		{"auth-int only", func(d *proxyauthtest.Digest) { d.QOP = []string{"auth-int"} }, "qop=auth-int"},
+		{"auth and auth-int offered", func(d *proxyauthtest.Digest) { d.QOP = []string{"auth", "auth-int"} }, "qop=auth,"},
+		{"RFC 2069, no qop", func(d *proxyauthtest.Digest) { d.QOP = []string{} }, `response="`},
+		{"userhash", func(d *proxyauthtest.Digest) { d.UserHash = true }, "userhash=true"},
+		{"opaque", func(d *proxyauthtest.Digest) { d.Opaque = "op/aq+ue=" }, `opaque="op/aq+ue="`},
+	}
+	for _, tt := range targets {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, v := range variants {
+				t.Run(v.name, func(t *testing.T) {
+					o, bodies := recordingOrigin(t, tt.tls)
+					d := digestWith("SHA-256")
+					v.set(d)
+					p := newAuthProxy(t, d)
+					cl := client(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, user, secret)},
+						WaitForChallenge: true, Base: trusting(o.Certificate())})
+					resp, err := cl.Post(o.URL+"/up", "text/plain", strings.NewReader("body bytes"))
+					require.NoError(t, err)
+					resp.Body.Close()
+					assert.Equal(t, http.StatusOK, resp.StatusCode)
+					assert.Equal(t, []string{"body bytes"}, bodies())
+					reqs := p.Requests()
+					require.Len(t, reqs, 2)
+					assert.Contains(t, reqs[1].ProxyAuthorization[0], v.want)
+					if v.name == "RFC 2069, no qop" {
+						assert.NotContains(t, reqs[1].ProxyAuthorization[0], "nc=")
+					}
+					if v.name == "userhash" {
+						assert.NotContains(t, reqs[1].ProxyAuthorization[0], `username="`+user+`"`)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestDigestAuthIntNeedsReplayableBody(t *testing.T) {
+	o, bodies := recordingOrigin(t, false)
+	d := digestWith("SHA-256")
+	d.QOP = []string{"auth-int"}
+	p := newAuthProxy(t, d)
+	cl := client(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, user, secret)}, WaitForChallenge: true})
+	_, _, err := get(cl, o.URL) // learn the challenge
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, o.URL, onceReader{strings.NewReader("stream")})
+	require.NoError(t, err)
+	_, err = cl.Do(req)
+	var pae *proxyauth.ProxyAuthError
+	require.ErrorAs(t, err, &pae)
+	assert.Contains(t, err.Error(), "auth-int")
+	assert.Equal(t, []string{""}, bodies(), "only the GET reached the origin")
+}
