@@ -59,6 +59,19 @@ func checkAuthConfig(cfg *Config) error {
 	return nil
 }
 
+// basicAllowed reports whether cfg lets Basic be used.
+func basicAllowed(cfg *Config) bool {
+	if cfg.Schemes == nil {
+		return true
+	}
+	for _, s := range cfg.Schemes {
+		if strings.EqualFold(s.Name(), "Basic") {
+			return true
+		}
+	}
+	return false
+}
+
 // proxySpec is one validated proxy URL.
 type proxySpec struct {
 	field string       // where it came from, for messages
@@ -112,9 +125,6 @@ func parseProxy(field, raw string) (*proxySpec, error) {
 		if c.Username != "" || hasPass {
 			if err := validCredentials(c, spec.socks()); err != nil {
 				return nil, bad(err.Error())
-			}
-			if !spec.socks() && strings.Contains(c.Username, ":") {
-				return nil, bad("the username contains a colon, which Basic authentication cannot carry")
 			}
 			spec.creds = &c
 		}

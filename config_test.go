@@ -63,6 +63,12 @@ func TestNewAcceptsProxyForms(t *testing.T) {
 	}
 }
 
+func TestColonUsernameWithoutBasic(t *testing.T) {
+	_, err := proxyauth.New(proxyauth.Config{Proxies: []string{"http://a%3Ab:pw@proxy:3128"},
+		Schemes: []proxyauth.Scheme{proxyauth.Digest()}})
+	assert.NoError(t, err, "Digest can carry a colon in the username")
+}
+
 func TestConfigChangesAfterNewDoNotMatter(t *testing.T) {
 	o := newOrigin(t, false, nil)
 	p := newProxy(t, user, secret)

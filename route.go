@@ -282,20 +282,21 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		pae.Attempts = n
-		switch {
-		case n >= r.maxAttempts || a.callerAuth != "":
+		if n >= r.maxAttempts || a.callerAuth != "" {
 			return nil, pae
+		}
+		// Even when this request cannot be resent, the answer is worth
+		// having: the next requests use it.
+		next, err := r.nextSession(req.Context(), a.sess, pae)
+		switch {
+		case err != nil:
+			pae.Err = err
+			return nil, pae
+		case next == nil:
+			return nil, pae // nothing else to try
 		case req.Body != nil && req.Body != http.NoBody && req.GetBody == nil:
 			pae.Err = ErrBodyNotReplayable
 			return nil, pae
-		}
-		next, err := r.nextSession(req.Context(), a.sess, pae)
-		if err != nil {
-			pae.Err = err
-			return nil, pae
-		}
-		if next == nil {
-			return nil, pae // nothing else to try
 		}
 		a = &attempt{sess: next}
 	}

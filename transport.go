@@ -83,6 +83,11 @@ func New(cfg Config) (*Transport, error) {
 			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
 				Reason: "has a username and password while Config.Credentials is set; give the credentials one way"}
 		}
+		if s.creds != nil && !s.socks() && basicAllowed(&cfg) && strings.Contains(s.creds.Username, ":") {
+			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
+				Reason: "the username contains a colon, which Basic authentication cannot carry; " +
+					"leave Basic out of Config.Schemes to send it with Digest"}
+		}
 		r := newRoute(base, s, &cfg)
 		t.byspec[s] = r
 		t.routes = append(t.routes, r)
