@@ -1,6 +1,7 @@
 package proxyauth
 
 import (
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -55,6 +56,51 @@ func checkAuthConfig(cfg *Config) error {
 			return &ConfigError{Field: field, Value: s.Name(), Reason: "listed twice"}
 		}
 		seen[name] = true
+	}
+	return nil
+}
+
+// checkPoolConfig validates cfg.Pool.
+func checkPoolConfig(cfg *Config) error {
+	pc := &cfg.Pool
+	bad := func(field, value, reason string) error {
+		return &ConfigError{Field: "Pool." + field, Value: value, Reason: reason}
+	}
+	if len(cfg.Proxies) > 0 && len(pc.Proxies) > 0 {
+		return &ConfigError{Field: "Pool.Proxies", Reason: "set together with Config.Proxies; list the proxies in one of them"}
+	}
+	if pc.Strategy < Ordered || pc.Strategy > StickyHost {
+		return bad("Strategy", pc.Strategy.String(), "not one of Ordered, RoundRobin, Random, StickyHost")
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxProxiesPerRequest", int64(pc.MaxProxiesPerRequest)}, {"ProbeTimeout", int64(pc.ProbeTimeout)},
+		{"ProbeInterval", int64(pc.ProbeInterval)}, {"ProbeConcurrency", int64(pc.ProbeConcurrency)},
+		{"EjectAfter", int64(pc.EjectAfter)}, {"EjectionTime", int64(pc.EjectionTime)},
+		{"MaxEjectionTime", int64(pc.MaxEjectionTime)}, {"MaxEjectedPercent", int64(pc.MaxEjectedPercent)},
+	} {
+		if f.v < 0 {
+			return bad(f.name, strconv.FormatInt(f.v, 10), "negative; 0 means the default")
+		}
+	}
+	if pc.MaxEjectedPercent > 100 {
+		return bad("MaxEjectedPercent", strconv.Itoa(pc.MaxEjectedPercent), "more than 100")
+	}
+	for i, pp := range pc.Proxies {
+		if pp.Weight < 0 || pp.Weight > 100 {
+			return bad("Proxies["+strconv.Itoa(i)+"].Weight", strconv.Itoa(pp.Weight), "not from 0 to 100")
+		}
+	}
+	if p := pc.Probe; p != "" {
+		if strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://") {
+			if u, err := url.Parse(p); err != nil || u.Host == "" {
+				return bad("Probe", redact.Raw(p), "not a usable URL")
+			}
+		} else if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return bad("Probe", p, `neither "host:port" nor an http:// or https:// URL`)
+		}
 	}
 	return nil
 }

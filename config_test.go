@@ -34,7 +34,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"SOCKS5 username too long", proxyauth.Config{Proxies: []string{"socks5://" + strings.Repeat("u", 256) + ":hunter2@proxy:1080"}}, "Proxies[0]", "1 to 255 bytes"},
 		{"SOCKS5 password without username", proxyauth.Config{Proxies: []string{"socks5://:hunter2@proxy:1080"}}, "Proxies[0]", "1 to 255 bytes"},
 		{"no host", proxyauth.Config{Proxies: []string{"http://:3128"}}, "Proxies[0]", "no host"},
-		{"two proxies", proxyauth.Config{Proxies: []string{"http://a:1", "http://b:2"}}, "Proxies", "lists 2 proxies"},
+		{"same proxy twice", proxyauth.Config{Proxies: []string{"http://a:1", "http://u:hunter2@a:1"}}, "Proxies[1]", "the same proxy as Proxies[0]"},
+		{"Proxies and Pool.Proxies", proxyauth.Config{Proxies: []string{"http://a:1"}, Pool: proxyauth.PoolConfig{Proxies: []proxyauth.PoolProxy{{URL: "http://b:1"}}}}, "Pool.Proxies", "set together"},
+		{"bad pool URL", proxyauth.Config{Pool: proxyauth.PoolConfig{Proxies: []proxyauth.PoolProxy{{URL: "ftp://u:hunter2@b:1"}}}}, "Pool.Proxies[0].URL", "unsupported proxy scheme"},
+		{"weight", proxyauth.Config{Pool: proxyauth.PoolConfig{Proxies: []proxyauth.PoolProxy{{URL: "http://b:1", Weight: 101}}}}, "Pool.Proxies[0].Weight", "not from 0 to 100"},
+		{"strategy", proxyauth.Config{Proxies: []string{"http://a:1"}, Pool: proxyauth.PoolConfig{Strategy: 9}}, "Pool.Strategy", "not one of"},
+		{"negative interval", proxyauth.Config{Proxies: []string{"http://a:1"}, Pool: proxyauth.PoolConfig{ProbeInterval: -1}}, "Pool.ProbeInterval", "negative"},
+		{"percent", proxyauth.Config{Proxies: []string{"http://a:1"}, Pool: proxyauth.PoolConfig{MaxEjectedPercent: 101}}, "Pool.MaxEjectedPercent", "more than 100"},
+		{"probe target", proxyauth.Config{Proxies: []string{"http://a:1"}, Pool: proxyauth.PoolConfig{Probe: "no-port"}}, "Pool.Probe", "neither"},
+		{"pool proxy userinfo and Credentials", proxyauth.Config{Pool: proxyauth.PoolConfig{Proxies: []proxyauth.PoolProxy{{URL: "http://u:hunter2@b:1", Credentials: creds}}}}, "Pool.Proxies[0].URL", "give the credentials one way"},
 		{"userinfo and Credentials", proxyauth.Config{Proxies: []string{"http://u:hunter2@proxy:3128"}, Credentials: creds}, "Proxies[0]", "give the credentials one way"},
 	}
 	for _, tt := range tests {

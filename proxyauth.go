@@ -37,16 +37,19 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // Config configures a [Transport]. New copies what it needs: changing a
 // Config after New returns does not affect the Transport.
 type Config struct {
-	// Proxies lists the proxy URLs: "http://", "https://" (TLS to the
-	// proxy), "socks5://" or "socks5h://", each optionally with userinfo
+	// Proxies lists the proxy URLs, primary first, then fallbacks:
+	// "http://", "https://" (TLS to the proxy), "socks5://" or
+	// "socks5h://", each optionally with userinfo
 	// ("http://user:pass@proxy:3128"; percent-encode reserved characters
-	// such as @ : % # / in the username and password). Only one proxy is
-	// supported for now; New rejects more.
+	// such as @ : % # / in the username and password). Two or more make a
+	// pool with health checks and failover: see [PoolConfig]. Pool.Proxies
+	// gives the same list with settings per proxy; set one of the two.
 	//
 	// Empty: the proxies come from the environment, read once when New
 	// runs, through golang.org/x/net/http/httpproxy: HTTPS_PROXY for
@@ -92,6 +95,20 @@ type Config struct {
 	// allowed scheme answers best is used (see [Scheme]). nil means
 	// [Digest] and [Basic]; add [Bearer], or a Scheme of your own, here.
 	Schemes []Scheme
+
+	// ProxyTimeout bounds the proxy phase of a request: the dial, the TLS
+	// handshake with an https:// proxy, the SOCKS5 handshake, and the
+	// wait for the answer to a CONNECT (net/http alone waits a fixed
+	// minute for it). A proxy that accepts the connection and then says
+	// nothing thus costs one bounded wait, after which it counts as
+	// failed. A forwarded http:// request's answer waits on the origin
+	// too, so it is not bounded here: set Base.ResponseHeaderTimeout for
+	// it. 0 means 10 seconds; negative means no bound.
+	ProxyTimeout time.Duration
+
+	// Pool configures how two or more proxies share the requests and
+	// stand in for each other; its zero value means ordered failover.
+	Pool PoolConfig
 
 	// RefuseCleartextBasic, if true, never sends Basic credentials to a
 	// proxy reached over plain TCP (an http:// proxy URL), where anyone

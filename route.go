@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -31,6 +32,9 @@ type route struct {
 	// and the proxy would not ask again for them.
 	template *http.Transport
 	rt       atomic.Pointer[http.Transport]
+
+	timeout             time.Duration // Config.ProxyTimeout; 0 for none
+	onCredentialsChange func()        // set by the pool
 }
 
 type attemptKey struct{}
@@ -42,6 +46,9 @@ type attempt struct {
 	sess       *session // credentials for the proxy hop; nil for none
 	callerAuth string   // a Proxy-Authorization value the caller set; it takes the place of sess
 	last       bool     // no attempt follows this one, whatever the answer
+	tunnel     bool     // the request goes through a CONNECT tunnel
+
+	conn atomic.Pointer[net.Conn] // the new connection whose CONNECT answer is awaited
 
 	// The dial may go on in net/http's goroutine after RoundTrip has
 	// returned, hence atomics.
@@ -67,12 +74,19 @@ func (a *attempt) proxyAuthorization(r AuthRequest) (string, error) {
 	return a.sess.auth.Authorize(r)
 }
 
-func newRoute(base *http.Transport, spec *proxySpec, cfg *Config) *route {
+func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds CredentialsFunc) *route {
 	r := &route{
 		spec:        spec,
 		schemes:     schemeSet{schemes: cfg.Schemes, refuseBasic: cfg.RefuseCleartextBasic && spec.url.Scheme == "http"},
 		maxAttempts: cfg.MaxAuthAttempts,
 		wait:        cfg.WaitForChallenge,
+		timeout:     cfg.ProxyTimeout,
+	}
+	switch {
+	case r.timeout == 0:
+		r.timeout = defaultProxyTimeout
+	case r.timeout < 0:
+		r.timeout = 0
 	}
 	if r.schemes.schemes == nil {
 		r.schemes.schemes = []Scheme{Digest(), Basic()}
@@ -81,7 +95,7 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config) *route {
 		r.maxAttempts = defaultMaxAuthAttempts
 	}
 	t := base.Clone()
-	r.auth = newAuthState(spec.url, spec.socks(), spec.creds, cfg.Credentials, r.renewTransport)
+	r.auth = newAuthState(spec.url, spec.socks(), spec.creds, creds, r.credentialsChanged)
 	proxyURL := spec.url
 	t.Proxy = func(req *http.Request) (*url.URL, error) {
 		if a := attemptFrom(req.Context()); a != nil && a.sess != nil && spec.socks() {
@@ -94,16 +108,17 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config) *route {
 	dial := baseDialer(base)
 	// Every connection of this Transport goes to the proxy, so every dial
 	// failure is the proxy being unreachable.
-	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	rawDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, &ProxyError{Proxy: proxyURL, Op: "dial", Err: err}
 		}
 		return c, nil
 	}
+	t.DialContext = r.bounded(rawDial)
 	t.Dial = nil
 	if proxyURL.Scheme == "https" {
-		t.DialTLSContext = r.dialTLS(base.TLSClientConfig, t.DialContext)
+		t.DialTLSContext = r.bounded(r.dialTLS(base.TLSClientConfig, rawDial))
 		t.DialTLS = nil
 	}
 	t.ProxyConnectHeader = nil
@@ -112,6 +127,37 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config) *route {
 	r.template = t
 	r.rt.Store(t.Clone())
 	return r
+}
+
+// bounded bounds a dial to the proxy, TLS included, by the proxy timeout,
+// and, for a tunnel, the wait for the CONNECT's answer too: the
+// connection's deadline, set here, is lifted when the answer comes.
+func (r *route) bounded(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if r.timeout == 0 {
+		return dial
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+		conn, err := dial(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if a := attemptFrom(ctx); a != nil && a.tunnel {
+			conn.SetDeadline(time.Now().Add(r.timeout))
+			a.conn.Store(&conn)
+		}
+		return conn, nil
+	}
+}
+
+// credentialsChanged retires the connections made with the old
+// credentials and tells the pool.
+func (r *route) credentialsChanged() {
+	r.renewTransport()
+	if r.onCredentialsChange != nil {
+		r.onCredentialsChange()
+	}
 }
 
 // renewTransport puts a new clone of the template in use and closes the
@@ -212,6 +258,9 @@ func (r *route) onConnectResponse(next func(context.Context, *url.URL, *http.Req
 		a := attemptFrom(ctx)
 		if a != nil {
 			a.connectAnswered.Store(true)
+			if c := a.conn.Load(); c != nil {
+				(*c).SetDeadline(time.Time{})
+			}
 			if info := resp.Header.Get("Proxy-Authentication-Info"); info != "" {
 				a.authInfo.Store(&info)
 			}
@@ -307,6 +356,7 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*http.Response, *ProxyAuthError, error) {
 	socks := r.spec.socks()
 	plain := !socks && req.URL.Scheme == "http"
+	a.tunnel = !socks && !plain
 	ctx := context.WithValue(req.Context(), attemptKey{}, a)
 	var header string
 	if plain {

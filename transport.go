@@ -30,15 +30,17 @@ import (
 // it is. The caller's request is never changed, and its body is closed on
 // every path.
 type Transport struct {
-	fixed  *route     // the one proxy of Config.Proxies; nil with environment configuration
-	env    *envConfig // nil with Config.Proxies
+	pool   *Pool      // the proxies of Config.Proxies or Config.Pool; nil with environment configuration
+	env    *envConfig // nil with a pool
 	byspec map[*proxySpec]*route
-	direct *http.Transport // for targets the environment sends directly; nil with Config.Proxies
+	direct *http.Transport // for targets the environment sends directly; nil with a pool
 	routes []*route
 }
 
 // New returns a Transport for cfg. Every problem with cfg is reported here,
-// as a [*ConfigError], rather than at the first request.
+// as a [*ConfigError], rather than at the first request. With
+// PoolConfig.ProbeAtStart, New starts probing the proxies in the
+// background; [Transport.Close] stops that.
 func New(cfg Config) (*Transport, error) {
 	base := cfg.Base
 	if base == nil {
@@ -49,10 +51,20 @@ func New(cfg Config) (*Transport, error) {
 		}
 		base = dt
 	}
+	if err := checkAuthConfig(&cfg); err != nil {
+		return nil, err
+	}
+	if err := checkPoolConfig(&cfg); err != nil {
+		return nil, err
+	}
 	t := &Transport{byspec: map[*proxySpec]*route{}}
-	var specs []*proxySpec
-	switch n := len(cfg.Proxies); n {
-	case 0:
+	var (
+		specs   []*proxySpec
+		fns     []CredentialsFunc
+		weights []int
+	)
+	switch {
+	case len(cfg.Proxies) == 0 && len(cfg.Pool.Proxies) == 0:
 		env, err := fromEnvironment()
 		if err != nil {
 			return nil, err
@@ -60,40 +72,55 @@ func New(cfg Config) (*Transport, error) {
 		t.env = env
 		for _, s := range []*proxySpec{env.http, env.https} {
 			if s != nil && (len(specs) == 0 || specs[0] != s) {
-				specs = append(specs, s)
+				specs, fns, weights = append(specs, s), append(fns, cfg.Credentials), append(weights, 1)
 			}
 		}
 		t.direct = base.Clone()
 		t.direct.Proxy = nil
-	case 1:
-		spec, err := parseProxy("Proxies[0]", cfg.Proxies[0])
-		if err != nil {
-			return nil, err
+	case len(cfg.Proxies) > 0:
+		for i, raw := range cfg.Proxies {
+			spec, err := parseProxy("Proxies["+strconv.Itoa(i)+"]", raw)
+			if err != nil {
+				return nil, err
+			}
+			specs, fns, weights = append(specs, spec), append(fns, cfg.Credentials), append(weights, 1)
 		}
-		specs = append(specs, spec)
 	default:
-		return nil, &ConfigError{Field: "Proxies", Reason: "lists " + strconv.Itoa(n) +
-			" proxies; fallback proxies are not supported yet, so list exactly one"}
+		for i, pp := range cfg.Pool.Proxies {
+			spec, err := parseProxy("Pool.Proxies["+strconv.Itoa(i)+"].URL", pp.URL)
+			if err != nil {
+				return nil, err
+			}
+			fn := pp.Credentials
+			if fn == nil {
+				fn = cfg.Credentials
+			}
+			specs, fns, weights = append(specs, spec), append(fns, fn), append(weights, pp.Weight)
+		}
 	}
-	if err := checkAuthConfig(&cfg); err != nil {
-		return nil, err
-	}
-	for _, s := range specs {
-		if cfg.Credentials != nil && s.creds != nil {
+	seen := map[string]string{}
+	for i, s := range specs {
+		if fns[i] != nil && s.creds != nil {
 			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
-				Reason: "has a username and password while Config.Credentials is set; give the credentials one way"}
+				Reason: "has a username and password while a CredentialsFunc is set for it; give the credentials one way"}
 		}
 		if s.creds != nil && !s.socks() && basicAllowed(&cfg) && strings.Contains(s.creds.Username, ":") {
 			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
 				Reason: "the username contains a colon, which Basic authentication cannot carry; " +
 					"leave Basic out of Config.Schemes to send it with Digest"}
 		}
-		r := newRoute(base, s, &cfg)
+		if t.env == nil {
+			if first, dup := seen[s.url.String()]; dup {
+				return nil, &ConfigError{Field: s.field, Value: s.url.String(), Reason: "the same proxy as " + first}
+			}
+			seen[s.url.String()] = s.field
+		}
+		r := newRoute(base, s, &cfg, fns[i])
 		t.byspec[s] = r
 		t.routes = append(t.routes, r)
 	}
 	if t.env == nil {
-		t.fixed = t.routes[0]
+		t.pool = newPool(&cfg, t.routes, weights)
 	}
 	return t, nil
 }
@@ -139,9 +166,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("proxyauth: nil Request.URL")
 	}
-	if t.fixed == nil && t.env == nil {
+	if t.pool == nil && t.env == nil {
 		closeBody(req)
 		return nil, errors.New("proxyauth: Transport used without New; make it with New or Wrap")
+	}
+	if t.pool != nil {
+		return t.pool.roundTrip(req)
 	}
 	r, err := t.routeFor(req)
 	if err != nil {
@@ -154,11 +184,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.roundTrip(req)
 }
 
-// routeFor returns the route for req, or nil for a direct connection.
+// routeFor returns the route for req under environment configuration, or
+// nil for a direct connection.
 func (t *Transport) routeFor(req *http.Request) (*route, error) {
-	if t.fixed != nil {
-		return t.fixed, nil
-	}
 	spec, err := t.env.specFor(req.URL)
 	if err != nil {
 		return nil, fmt.Errorf("proxyauth: choosing a proxy for %s: %w", redact.String(req.URL), err)
@@ -178,6 +206,21 @@ func (t *Transport) CloseIdleConnections() {
 	if t.direct != nil {
 		t.direct.CloseIdleConnections()
 	}
+}
+
+// Pool returns the Transport's pool of proxies, or nil when the proxies
+// come from the environment.
+func (t *Transport) Pool() *Pool { return t.pool }
+
+// Close stops the pool's probes, waiting for those under way, and closes
+// the idle connections. It always returns nil. A Transport that is closed
+// still serves requests, without new probes.
+func (t *Transport) Close() error {
+	if t.pool != nil {
+		t.pool.close()
+	}
+	t.CloseIdleConnections()
+	return nil
 }
 
 // withoutProxyAuth returns req, or a clone of it without the

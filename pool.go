@@ -1,0 +1,643 @@
+package proxyauth
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// PoolConfig configures a pool of proxies: which one a request goes to,
+// how their health is watched, and when a request moves to another one.
+// A pool of one proxy has no health checks: its proxy is always used.
+// The zero value means ordered failover with the defaults below.
+//
+// Health: a proxy starts unchecked and is probed before its first use (or
+// when New runs, with ProbeAtStart). Failures of its own in real traffic
+// (refused or timed-out dials, TLS failures, a CONNECT unanswered or
+// answered 502, 503 or 504, a connection reset) eject it after EjectAfter
+// in a row, for EjectionTime times the number of recent ejections (capped
+// at MaxEjectionTime, with 10% jitter); after that it comes back only when
+// a probe through it passes. A success resets the count. A 407 is not a
+// health failure, but a proxy that still refuses credentials after a
+// refresh is marked auth-failed and skipped until a probe passes. Probes
+// of proxies out of rotation run, at most every ProbeInterval, when a
+// request would have used them; they stop when the Transport is closed.
+// At most MaxEjectedPercent of the proxies are ejected for failures in
+// traffic; when no proxy is in rotation at all, requests try them all in
+// order ("panic mode") rather than fail without trying.
+//
+// Failover: a request moves to the next proxy when its proxy failed before
+// the origin could have seen the request (unreachable, TLS failure, CONNECT
+// refused or unanswered, SOCKS5 handshake failure, credentials refused
+// after refresh). After that point (the connection to the proxy broke
+// while a forwarded request was under way) it moves only when the request
+// can be sent again (no body, or GetBody) and is idempotent (GET, HEAD,
+// OPTIONS, TRACE, PUT, DELETE, or an Idempotency-Key field). Responses,
+// whatever their status, are returned, never retried. At most
+// MaxProxiesPerRequest proxies are tried, within the request's context.
+// When every proxy tried failed, the error is a [*PoolError].
+type PoolConfig struct {
+	// Proxies lists the proxies with settings of their own, in order of
+	// preference, instead of Config.Proxies.
+	Proxies []PoolProxy
+
+	// Strategy chooses the proxy for each request. The zero value is
+	// Ordered.
+	Strategy Strategy
+
+	// MaxProxiesPerRequest bounds the proxies one request tries. 0
+	// means 3.
+	MaxProxiesPerRequest int
+
+	// Probe is what a probe checks: "" checks that the proxy accepts a
+	// connection (and completes TLS, for an https:// proxy); "host:port"
+	// opens a tunnel to that canary through the proxy, with its
+	// credentials (a SOCKS5 CONNECT for SOCKS5 proxies); an "http://" or
+	// "https://" URL is fetched through the proxy with GET, and any
+	// answer that the proxy did not make itself counts as a pass. Only
+	// the last two check the credentials too.
+	Probe string
+
+	// ProbeAtStart probes every proxy in the background when New runs,
+	// instead of before its first use.
+	ProbeAtStart bool
+
+	// ProbeTimeout bounds one probe. 0 means Config.ProxyTimeout, or 10
+	// seconds if that is negative.
+	ProbeTimeout time.Duration
+
+	// ProbeInterval is the least time between two probes of a proxy out
+	// of rotation. 0 means 10 seconds.
+	ProbeInterval time.Duration
+
+	// ProbeConcurrency bounds the probes under way at once. 0 means 4.
+	ProbeConcurrency int
+
+	// EjectAfter is how many failures in a row eject a proxy. 0 means 1.
+	EjectAfter int
+
+	// EjectionTime is the base time a proxy stays ejected before a probe
+	// may bring it back. 0 means 30 seconds.
+	EjectionTime time.Duration
+
+	// MaxEjectionTime caps the ejection time. 0 means 5 minutes.
+	MaxEjectionTime time.Duration
+
+	// MaxEjectedPercent caps the share of proxies ejected for failures
+	// in traffic. 0 means 50. At least one proxy of a pool of two or
+	// more may be ejected, and one always stays.
+	MaxEjectedPercent int
+}
+
+// PoolProxy is one proxy of a pool with settings of its own.
+type PoolProxy struct {
+	// URL is the proxy's URL, as in Config.Proxies.
+	URL string
+	// Credentials, if not nil, supplies this proxy's credentials instead
+	// of Config.Credentials; the URL must then carry no userinfo.
+	Credentials CredentialsFunc
+	// Weight is the proxy's share of requests under RoundRobin and
+	// Random, from 1 to 100. 0 means 1.
+	Weight int
+}
+
+// Strategy chooses the proxy of each request.
+type Strategy int
+
+const (
+	// Ordered sends every request to the first proxy in rotation: the
+	// primary while it is up, then the first fallback, and so on.
+	Ordered Strategy = iota
+	// RoundRobin takes the proxies in rotation in turn, by weight.
+	RoundRobin
+	// Random takes a proxy in rotation at random, by weight.
+	Random
+	// StickyHost keeps each target host on one proxy while that proxy
+	// is in rotation, for sites that tie a session to the client's
+	// address.
+	StickyHost
+)
+
+var strategyNames = [...]string{Ordered: "ordered", RoundRobin: "round-robin", Random: "random", StickyHost: "sticky-host"}
+
+// String returns the strategy's name, such as "round-robin".
+func (s Strategy) String() string {
+	if s >= 0 && int(s) < len(strategyNames) {
+		return strategyNames[s]
+	}
+	return "Strategy(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ProxyState is the health of a proxy in a pool.
+type ProxyState int32
+
+const (
+	// StateUnchecked: not probed or used yet.
+	StateUnchecked ProxyState = iota
+	// StateHealthy: in rotation.
+	StateHealthy
+	// StateEjected: out of rotation after failures, until a probe passes.
+	StateEjected
+	// StateAuthFailed: out of rotation because it refused the credentials
+	// even after a refresh, until a probe passes.
+	StateAuthFailed
+)
+
+var stateNames = [...]string{StateUnchecked: "unchecked", StateHealthy: "healthy", StateEjected: "ejected", StateAuthFailed: "auth-failed"}
+
+// String returns the state's name, such as "auth-failed".
+func (s ProxyState) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "ProxyState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// PoolError reports that no proxy of a pool could serve a request. Errors
+// holds the failure of each proxy tried, in order; [errors.As] and
+// [errors.Is] look into each.
+type PoolError struct {
+	Errors []error
+}
+
+func (e *PoolError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, err := range e.Errors {
+		parts[i] = strings.TrimPrefix(err.Error(), "proxyauth: ")
+	}
+	return "proxyauth: no proxy could serve the request (" + strconv.Itoa(len(e.Errors)) + " tried): " +
+		strings.Join(parts, "; ")
+}
+
+// Unwrap returns Errors.
+func (e *PoolError) Unwrap() []error { return e.Errors }
+
+// Pool is the set of proxies of a [Transport] with their health. It is
+// safe for concurrent use.
+type Pool struct {
+	members     []*member
+	strategy    Strategy
+	maxPerReq   int
+	probeTarget string
+	probeTO     time.Duration
+	probeEvery  time.Duration
+	ejectAfter  int32
+	ejectBase   time.Duration
+	ejectMax    time.Duration
+	maxEjected  int
+	now         func() time.Time
+
+	rr      atomic.Uint64
+	rot atomic.Pointer[rotation] // the proxies in rotation
+	nextDue atomic.Int64             // UnixNano when the next probe of a proxy out of rotation is due
+
+	mu sync.Mutex // serialises state changes
+
+	sem    chan struct{} // probe concurrency
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// rotation is a snapshot of the proxies in rotation.
+type rotation struct {
+	in     []*member // in order of preference
+	weight []int32   // positions in in, each repeated by weight
+	next   []int32   // for each member index, the position in in of the first member in rotation at or after it
+	panic  bool      // no proxy was in rotation: in holds them all
+}
+
+// member is one proxy of a pool.
+type member struct {
+	index  int
+	weight int
+	route  *route
+	pool   *Pool
+
+	state       atomic.Int32 // ProxyState
+	consecutive atomic.Int32
+	probes      singleflight.Group
+	probing     atomic.Bool
+
+	// Guarded by pool.mu.
+	ejections   int
+	lastEjected time.Time
+	until       time.Time
+
+	stats memberStats
+}
+
+func newPool(cfg *Config, routes []*route, weights []int) *Pool {
+	pc := cfg.Pool
+	p := &Pool{
+		strategy:    pc.Strategy,
+		maxPerReq:   orDefault(pc.MaxProxiesPerRequest, 3),
+		probeTarget: pc.Probe,
+		probeTO:     pc.ProbeTimeout,
+		probeEvery:  orDefault(pc.ProbeInterval, 10*time.Second),
+		ejectAfter:  int32(orDefault(pc.EjectAfter, 1)),
+		ejectBase:   orDefault(pc.EjectionTime, 30*time.Second),
+		ejectMax:    orDefault(pc.MaxEjectionTime, 5*time.Minute),
+		now:         time.Now,
+		sem:         make(chan struct{}, orDefault(pc.ProbeConcurrency, 4)),
+	}
+	if p.probeTO == 0 {
+		p.probeTO = cfg.ProxyTimeout
+		if p.probeTO <= 0 {
+			p.probeTO = defaultProxyTimeout
+		}
+	}
+	n := len(routes)
+	p.maxEjected = n * orDefault(pc.MaxEjectedPercent, 50) / 100
+	p.maxEjected = max(p.maxEjected, min(n-1, 1))
+	p.maxEjected = min(p.maxEjected, n-1)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.nextDue.Store(math.MaxInt64)
+	for i, r := range routes {
+		m := &member{index: i, weight: max(weights[i], 1), route: r, pool: p}
+		if n == 1 {
+			m.state.Store(int32(StateHealthy))
+		}
+		r.onCredentialsChange = m.credentialsChanged
+		p.members = append(p.members, m)
+	}
+	p.rebuild()
+	if pc.ProbeAtStart && n > 1 {
+		for _, m := range p.members {
+			p.probeAsync(m)
+		}
+	}
+	return p
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// rebuild takes a new snapshot of the proxies in rotation. p.mu must be
+// held, or p not yet shared.
+func (p *Pool) rebuild() {
+	rot := &rotation{next: make([]int32, len(p.members))}
+	for _, m := range p.members {
+		if s := ProxyState(m.state.Load()); s == StateHealthy || s == StateUnchecked {
+			rot.in = append(rot.in, m)
+		}
+	}
+	if len(rot.in) == 0 {
+		rot.in, rot.panic = p.members, true
+	}
+	for pos, m := range rot.in {
+		for range m.weight {
+			rot.weight = append(rot.weight, int32(pos))
+		}
+	}
+	posOf := make([]int32, len(p.members))
+	for i := range posOf {
+		posOf[i] = -1
+	}
+	for pos, m := range rot.in {
+		posOf[m.index] = int32(pos)
+	}
+	// Walking backwards, the first member in rotation at or after i is
+	// the last one seen; past the end it wraps to the first, at 0.
+	var cur int32
+	for i := len(p.members) - 1; i >= 0; i-- {
+		if posOf[i] >= 0 {
+			cur = posOf[i]
+		}
+		rot.next[i] = cur
+	}
+	p.rot.Store(rot)
+}
+
+// start returns the snapshot to pick from and the position of the first
+// proxy to try for req.
+func (p *Pool) start(req *http.Request) (*rotation, int) {
+	if now := p.now().UnixNano(); now >= p.nextDue.Load() {
+		p.probeDue()
+	}
+	rot := p.rot.Load()
+	if len(rot.in) == 1 || rot.panic {
+		return rot, 0
+	}
+	switch p.strategy {
+	case RoundRobin:
+		return rot, int(rot.weight[(p.rr.Add(1)-1)%uint64(len(rot.weight))])
+	case Random:
+		return rot, int(rot.weight[rand.IntN(len(rot.weight))])
+	case StickyHost:
+		h := fnv.New32a()
+		h.Write([]byte(strings.ToLower(req.URL.Hostname())))
+		return rot, int(rot.next[h.Sum32()%uint32(len(p.members))])
+	}
+	return rot, 0
+}
+
+// roundTrip sends req through the pool's proxies, failing over as the
+// rules in PoolConfig allow.
+func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
+	rot, pos := p.start(req)
+	tries := min(p.maxPerReq, len(rot.in))
+	single := len(p.members) == 1
+	var (
+		errs     []error
+		bodyUsed bool
+	)
+	for i := 0; i < tries; i++ {
+		m := rot.in[(pos+i)%len(rot.in)]
+		if !rot.panic && ProxyState(m.state.Load()) == StateUnchecked {
+			if err := m.probeNow(req.Context()); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		try := req
+		if bodyUsed && req.Body != nil && req.Body != http.NoBody {
+			body, err := req.GetBody()
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			try = req.WithContext(req.Context())
+			try.Body = body
+		}
+		bodyUsed = true
+		start := p.now()
+		resp, err := m.route.roundTrip(try)
+		m.observe(start, resp, err, single)
+		if err == nil {
+			resp.Request = req
+			return resp, nil
+		}
+		if single || !mayFailOver(req, err) {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	if !bodyUsed {
+		closeBody(req)
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, &PoolError{Errors: errs}
+}
+
+// mayFailOver reports whether req may go to another proxy after err.
+func mayFailOver(req *http.Request, err error) bool {
+	if req.Context().Err() != nil {
+		return false
+	}
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	var (
+		pae *ProxyAuthError
+		pe  *ProxyError
+	)
+	switch {
+	case errors.As(err, &pae):
+		return replayable && !errors.Is(err, ErrBodyNotReplayable)
+	case errors.As(err, &pe):
+		switch pe.Op {
+		case "dial", "tls", "connect", "socks":
+			return replayable // the origin cannot have seen the request
+		}
+		return replayable && idempotent(req)
+	}
+	return false // not the proxy's failure: another proxy would not help
+}
+
+// idempotent reports whether req may be sent twice, as net/http judges it.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	_, a := req.Header["Idempotency-Key"]
+	_, b := req.Header["X-Idempotency-Key"]
+	return a || b
+}
+
+// healthFailure reports whether err is a failure of the proxy itself, as
+// passive health checking counts them.
+func healthFailure(err error) bool {
+	var pe *ProxyError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Op {
+	case "dial", "tls", "socks", "forward":
+		return pe.StatusCode == 0
+	case "connect":
+		switch pe.StatusCode {
+		case 0, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+	}
+	return false
+}
+
+// observe records the outcome of a request through m, for its health and
+// its statistics.
+func (m *member) observe(start time.Time, resp *http.Response, err error, single bool) {
+	m.stats.record(m.pool.now().Sub(start), resp, err)
+	if single {
+		return
+	}
+	var pae *ProxyAuthError
+	switch {
+	case healthFailure(err):
+		if m.consecutive.Add(1) >= m.pool.ejectAfter {
+			m.pool.eject(m, true)
+		}
+	case errors.As(err, &pae) && pae.Rejected && pae.StatusCode != 0:
+		m.pool.setOut(m, StateAuthFailed)
+	case err == nil || errors.As(err, &pae):
+		// The proxy answered.
+		m.consecutive.Store(0)
+		if ProxyState(m.state.Load()) == StateUnchecked {
+			m.pool.setIn(m)
+		}
+	}
+}
+
+// eject takes m out of rotation for failures, unless the cap on ejected
+// proxies forbids it (capped applies the cap).
+func (p *Pool) eject(m *member, capped bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ProxyState(m.state.Load()) == StateEjected {
+		return
+	}
+	if capped {
+		out := 0
+		for _, x := range p.members {
+			if s := ProxyState(x.state.Load()); s == StateEjected || s == StateAuthFailed {
+				out++
+			}
+		}
+		if out >= p.maxEjected {
+			return
+		}
+	}
+	now := p.now()
+	if m.lastEjected.IsZero() || now.Sub(m.lastEjected) > 2*p.ejectMax {
+		m.ejections = 0 // long healthy: the multiplier starts again
+	}
+	m.ejections++
+	d := min(p.ejectBase*time.Duration(m.ejections), p.ejectMax)
+	d = time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+	m.lastEjected = now
+	p.outLocked(m, StateEjected, now.Add(d))
+}
+
+// setOut takes m out of rotation in state s until a probe passes; the
+// first probe may come after the probe interval.
+func (p *Pool) setOut(m *member, s ProxyState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.outLocked(m, s, p.now().Add(p.probeEvery))
+}
+
+func (p *Pool) outLocked(m *member, s ProxyState, until time.Time) {
+	m.state.Store(int32(s))
+	m.until = until
+	if u := until.UnixNano(); u < p.nextDue.Load() {
+		p.nextDue.Store(u)
+	}
+	p.rebuild()
+}
+
+// setIn puts m in rotation.
+func (p *Pool) setIn(m *member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m.consecutive.Store(0)
+	if ProxyState(m.state.Load()) != StateHealthy {
+		m.state.Store(int32(StateHealthy))
+		m.until = time.Time{}
+		p.rebuild()
+	}
+}
+
+// credentialsChanged readmits m if it was out for refusing the old ones.
+func (m *member) credentialsChanged() {
+	if ProxyState(m.state.Load()) == StateAuthFailed {
+		m.pool.setIn(m)
+	}
+}
+
+// probeDue starts the probes of the proxies out of rotation whose time
+// has come, and sets when the next ones are due.
+func (p *Pool) probeDue() {
+	p.mu.Lock()
+	now := p.now()
+	next := int64(math.MaxInt64)
+	var due []*member
+	for _, m := range p.members {
+		if s := ProxyState(m.state.Load()); s != StateEjected && s != StateAuthFailed {
+			continue
+		}
+		if !m.until.After(now) {
+			due = append(due, m)
+			m.until = now.Add(p.probeEvery)
+		}
+		next = min(next, m.until.UnixNano())
+	}
+	p.nextDue.Store(next)
+	p.mu.Unlock()
+	for _, m := range due {
+		p.probeAsync(m)
+	}
+}
+
+// probeAsync probes m in the background, unless a probe of it is under way.
+func (p *Pool) probeAsync(m *member) {
+	if p.ctx.Err() != nil || !m.probing.CompareAndSwap(false, true) {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer m.probing.Store(false)
+		m.probeNow(p.ctx)
+	}()
+}
+
+// probeNow probes m, sharing a probe under way, and records the result.
+// It waits at most as long as ctx allows.
+func (m *member) probeNow(ctx context.Context) error {
+	p := m.pool
+	ch := m.probes.DoChan("", func() (any, error) {
+		select {
+		case p.sem <- struct{}{}:
+		case <-p.ctx.Done():
+			return nil, p.ctx.Err()
+		}
+		defer func() { <-p.sem }()
+		pctx, cancel := context.WithTimeout(p.ctx, p.probeTO)
+		defer cancel()
+		err := m.route.probe(pctx, p.probeTarget)
+		if p.ctx.Err() != nil {
+			return nil, err // closed: the result means nothing
+		}
+		var pae *ProxyAuthError
+		switch {
+		case err == nil:
+			p.setIn(m)
+		case errors.As(err, &pae):
+			m.stats.setLastError(err)
+			p.setOut(m, StateAuthFailed)
+		default:
+			m.stats.setLastError(err)
+			if ProxyState(m.state.Load()) == StateUnchecked {
+				p.eject(m, false)
+			} else {
+				p.setOut(m, StateEjected)
+			}
+		}
+		return nil, err
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops the probes and waits for those under way.
+func (p *Pool) close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+// Stats returns a snapshot of every proxy of the pool, in order.
+func (p *Pool) Stats() []ProxyStats {
+	out := make([]ProxyStats, len(p.members))
+	p.mu.Lock()
+	for i, m := range p.members {
+		out[i] = m.stats.snapshot()
+		out[i].Proxy = m.route.spec.url.String()
+		out[i].State = ProxyState(m.state.Load())
+		out[i].ConsecutiveFailures = int(m.consecutive.Load())
+		out[i].Ejections = m.ejections
+		if out[i].State == StateEjected || out[i].State == StateAuthFailed {
+			out[i].OutUntil = m.until
+		}
+	}
+	p.mu.Unlock()
+	return out
+}

@@ -1,0 +1,185 @@
+package proxyauth
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/net/proxy"
+)
+
+// probe checks that the proxy works, as PoolConfig.Probe describes: it
+// returns nil, a *ProxyError (unreachable, or a failure status of the
+// proxy's own), a *ProxyAuthError (credentials refused), or another error
+// (the probe target could not be reached through the proxy).
+func (r *route) probe(ctx context.Context, target string) error {
+	switch {
+	case target == "":
+		conn, err := r.dialProxy(ctx)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	case strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://"):
+		return r.probeGet(ctx, target)
+	case r.spec.socks():
+		return r.probeSOCKS(ctx, target)
+	}
+	return r.probeConnect(ctx, target)
+}
+
+// dialProxy opens a connection to the proxy as the Transport would: TCP,
+// and TLS for an https:// proxy.
+func (r *route) dialProxy(ctx context.Context) (net.Conn, error) {
+	addr := proxyAddr(r.spec)
+	if r.template.DialTLSContext != nil {
+		return r.template.DialTLSContext(ctx, "tcp", addr)
+	}
+	return r.template.DialContext(ctx, "tcp", addr)
+}
+
+// proxyAddr returns the proxy's host:port, with the scheme's default port.
+func proxyAddr(spec *proxySpec) string {
+	if spec.url.Port() != "" {
+		return spec.url.Host
+	}
+	port := map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}[spec.url.Scheme]
+	return net.JoinHostPort(spec.url.Hostname(), port)
+}
+
+// probeGet fetches target through the proxy; any answer the proxy did not
+// make itself passes.
+func (r *route) probeGet(ctx context.Context, target string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.roundTrip(req)
+	if err != nil {
+		return err
+	}
+	drain(resp.Body)
+	if resp.StatusCode >= 500 && proxyMade(resp.Header) {
+		return &ProxyError{Proxy: r.spec.url, Op: "forward", StatusCode: resp.StatusCode, Header: resp.Header}
+	}
+	return nil
+}
+
+// probeConnect opens a tunnel to target through the proxy, answering its
+// 407s as a request would, and closes it. It is written out rather than
+// done through the route's http.Transport because net/http offers no way
+// to open a tunnel without speaking HTTP inside it.
+func (r *route) probeConnect(ctx context.Context, target string) error {
+	sess, err := r.firstSession(ctx)
+	if err != nil {
+		return &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
+	}
+	for n := 1; ; n++ {
+		resp, sent, err := r.connectOnce(ctx, target, sess)
+		if err != nil {
+			return err
+		}
+		switch resp.StatusCode {
+		case http.StatusOK:
+			if sess != nil {
+				r.auth.keep(sess)
+			}
+			return nil
+		case http.StatusProxyAuthRequired, http.StatusUnauthorized:
+			pae := r.authError(resp, true, sent)
+			pae.Attempts = n
+			if n >= r.maxAttempts {
+				return pae
+			}
+			next, err := r.nextSession(ctx, sess, pae)
+			if err != nil || next == nil {
+				pae.Err = err
+				return pae
+			}
+			sess = next
+		default:
+			return &ProxyError{Proxy: r.spec.url, Op: "connect", StatusCode: resp.StatusCode, Header: resp.Header}
+		}
+	}
+}
+
+// connectOnce sends one CONNECT and reads its answer.
+func (r *route) connectOnce(ctx context.Context, target string, sess *session) (*http.Response, bool, error) {
+	conn, err := r.dialProxy(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: nil, Host: target, Header: http.Header{}}
+	a := &attempt{sess: sess}
+	auth, err := a.proxyAuthorization(AuthRequest{Method: http.MethodConnect, URI: target})
+	if err != nil {
+		return nil, false, &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", target, target)
+	if auth != "" {
+		b.WriteString("Proxy-Authorization: " + auth + "\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return nil, false, &ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return nil, false, &ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}
+	}
+	resp.Body.Close()
+	return resp, auth != "", nil
+}
+
+// probeSOCKS opens a SOCKS5 connection to target through the proxy with
+// its credentials, and closes it.
+func (r *route) probeSOCKS(ctx context.Context, target string) error {
+	sess, err := r.firstSession(ctx)
+	if err != nil {
+		return &ProxyAuthError{Proxy: r.spec.url, Err: err}
+	}
+	var auth *proxy.Auth
+	if sess != nil {
+		auth = &proxy.Auth{User: sess.creds.Username, Password: sess.creds.Password}
+	}
+	d, err := proxy.SOCKS5("tcp", proxyAddr(r.spec), auth, contextDialer(r.template.DialContext))
+	if err != nil {
+		return err
+	}
+	conn, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", target)
+	switch {
+	case err == nil:
+		return conn.Close()
+	case isSOCKSAuthError(err):
+		return &ProxyAuthError{Proxy: r.spec.url, Rejected: auth != nil, Err: err}
+	}
+	var pe *ProxyError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &ProxyError{Proxy: r.spec.url, Op: "socks", Err: err}
+}
+
+// contextDialer adapts a dial function to golang.org/x/net/proxy.
+type contextDialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (d contextDialer) Dial(network, addr string) (net.Conn, error) {
+	return d(context.Background(), network, addr)
+}
+
+func (d contextDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return d(ctx, network, addr)
+}
+
+// defaultProxyTimeout is the default of Config.ProxyTimeout.
+const defaultProxyTimeout = 10 * time.Second
