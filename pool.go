@@ -198,7 +198,7 @@ type Pool struct {
 	now         func() time.Time
 
 	rr      atomic.Uint64
-	rot atomic.Pointer[rotation] // the proxies in rotation
+	rot     atomic.Pointer[rotation] // the proxies in rotation
 	nextDue atomic.Int64             // UnixNano when the next probe of a proxy out of rotation is due
 
 	mu sync.Mutex // serialises state changes
