@@ -3,6 +3,7 @@ package proxyauth_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -144,4 +145,87 @@ func BenchmarkRefreshStorm(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(calls.Load())/float64(storms), "calls/storm")
+}
+
+// BenchmarkPoolPick measures choosing the first proxy of a request, which
+// must stay flat from 10 to 10,000 proxies.
+func BenchmarkPoolPick(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		proxies := make([]string, n)
+		for i := range proxies {
+			proxies[i] = "http://127.0.0.1:" + strconv.Itoa(1024+i) // never dialed: picking sends nothing
+		}
+		for _, s := range []proxyauth.Strategy{proxyauth.Ordered, proxyauth.RoundRobin, proxyauth.Random, proxyauth.StickyHost} {
+			tr, err := proxyauth.New(proxyauth.Config{Proxies: proxies, Pool: proxyauth.PoolConfig{Strategy: s}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodGet, "http://shop.example/", nil)
+			b.Run(s.String()+"/"+strconv.Itoa(n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					proxyauth.Pick(tr, req)
+				}
+			})
+			tr.Close()
+		}
+	}
+}
+
+// closingListener accepts connections and closes them at once: a proxy
+// that is up but broken, so that every request through it fails over.
+func closingListener(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	b.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().String()
+}
+
+// BenchmarkFailover measures what a failing primary adds to a request
+// (https target: the primary accepts the connection and drops it before
+// answering the CONNECT; it is never ejected here, so every request pays),
+// against the same request through the fallback alone.
+func BenchmarkFailover(b *testing.B) {
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer origin.Close()
+	good := proxyauthtest.NewProxy(user, secret)
+	defer good.Close()
+	pu, _ := url.Parse(good.URL)
+	pu.User = url.UserPassword(user, secret)
+	base := origin.Client().Transport.(*http.Transport)
+	for _, c := range []struct {
+		name    string
+		proxies []string
+	}{
+		{"fallback-only", []string{pu.String()}},
+		{"failing-primary", []string{"http://" + closingListener(b), pu.String()}},
+	} {
+		tr, err := proxyauth.New(proxyauth.Config{Proxies: c.proxies, Base: base,
+			Pool: proxyauth.PoolConfig{EjectAfter: 1 << 30}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cl := &http.Client{Transport: tr}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				benchGet(b, cl, origin.URL)
+				tr.CloseIdleConnections() // a new tunnel, and so a new try of the primary, each time
+			}
+		})
+		tr.Close()
+	}
 }

@@ -247,3 +247,39 @@ func ExampleDigest() {
 	// 200 credentials: Digest SHA-256
 	// 200 credentials: Digest SHA-256
 }
+
+func ExamplePool() {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello")
+	}))
+	defer origin.Close()
+	fallback := proxyauthtest.NewProxy("alice", "s3cret")
+	defer fallback.Close()
+	dead := proxyauthtest.NewProxy("alice", "s3cret")
+	dead.Close() // the primary is down: its port refuses connections
+
+	tr, err := proxyauth.New(proxyauth.Config{
+		Proxies: []string{proxyURL(dead, "alice", "s3cret"), proxyURL(fallback, "alice", "s3cret")},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close()
+	for i := 0; i < 3; i++ {
+		resp, err := (&http.Client{Transport: tr}).Get(origin.URL)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	for i, st := range tr.Pool().Stats() {
+		fmt.Printf("proxy %d: %s, %d requests\n", i, st.State, st.Requests)
+	}
+	// Output:
+	// 200 OK
+	// 200 OK
+	// 200 OK
+	// proxy 0: ejected, 0 requests
+	// proxy 1: healthy, 3 requests
+}

@@ -358,7 +358,7 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 	)
 	for i := 0; i < tries; i++ {
 		m := rot.in[(pos+i)%len(rot.in)]
-		if !rot.panic && ProxyState(m.state.Load()) == StateUnchecked {
+		if !rot.panic && ProxyState(m.state.Load()) == StateUnchecked && p.ctx.Err() == nil {
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
 				continue

@@ -518,3 +518,13 @@ func TestContextDeadlineStopsFailover(t *testing.T) {
 	assert.True(t, errors.Is(err, context.DeadlineExceeded), "got %v", err)
 	assert.Empty(t, fallback.Requests(), "no failover once the caller's deadline passed")
 }
+
+func TestClosedTransportStillServes(t *testing.T) {
+	o := newOrigin(t, false, nil)
+	a, b := newProxy(t, user, secret), newProxy(t, user, secret)
+	cl, tr := poolClient(t, proxyauth.Config{Proxies: []string{withUser(t, a.URL, user, secret), withUser(t, b.URL, user, secret)}}, nil)
+	require.NoError(t, tr.Close())
+	_, _, err := get(cl, o.URL)
+	require.NoError(t, err, "unchecked proxies are used unprobed once probes have stopped")
+	assert.Len(t, a.Requests(), 1)
+}
