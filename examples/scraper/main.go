@@ -18,6 +18,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -31,42 +32,41 @@ const (
 	closeAfter = 4  // proxy 2 dies once this many fetches have finished
 )
 
-// links lists the links of every page of a shop; %d is the next shop's number.
-var links = map[string][]string{
-	"/":  {"/a", "/b"},
-	"/a": {"/b", "/c"},
-	"/b": {"/c", "/"},
-	"/c": {"/", "http://shop%d.test/a", "https://elsewhere.example/"},
+// pages are the pages of every shop; NEXT stands for the next shop's number.
+var pages = map[string]string{
+	"/":  `<h1>Home</h1> <a href="/a">A</a> <a href="/b">B</a>`,
+	"/a": `<h1>A</h1> <a href="/b">B</a> <a href="/c#reviews">C</a>`,
+	"/b": `<h1>B</h1> <a href="/c">C</a> <a href="/">Home</a>`,
+	"/c": `<h1>C</h1> <a href="/">Home</a> <a href="http://shopNEXT.test/a">next shop</a>
+	       <a href="https://elsewhere.example/">elsewhere</a>`,
 }
 
-// shop returns the handler of shop n: a few HTML pages that link to each other.
+// shop serves the pages of shop n.
 func shop(n int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hrefs, ok := links[r.URL.Path]
+		body, ok := pages[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintf(w, "<html><body><h1>shop %d: %s</h1>\n", n, r.URL.Path)
-		for _, h := range hrefs {
-			if strings.Contains(h, "%d") {
-				h = fmt.Sprintf(h, n%3+1)
-			}
-			fmt.Fprintf(w, "<a href=%q>%s</a>\n", h, h)
-		}
-		fmt.Fprintln(w, "</body></html>")
+		io.WriteString(w, strings.ReplaceAll(body, "NEXT", strconv.Itoa(n%3+1)))
 	})
 }
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	// Three origins on loopback, known to the proxies as shop1.test, ...
+	// Three origins on loopback, which the proxies know as shop1.test, ...;
+	// their home pages are where the crawl starts.
 	hosts := map[string]string{} // "shop1.test:80" -> "127.0.0.1:PORT"
+	var queue []string
+	visited := map[string]bool{}
 	for n := 1; n <= 3; n++ {
 		origin := httptest.NewServer(shop(n))
 		defer origin.Close()
 		hosts[fmt.Sprintf("shop%d.test:80", n)] = origin.Listener.Addr().String()
+		home := fmt.Sprintf("http://shop%d.test/", n)
+		queue, visited[home] = append(queue, home), true
 	}
 	// The proxies resolve those names themselves and dial nothing else.
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -74,62 +74,48 @@ func run() int {
 		if !ok {
 			return nil, fmt.Errorf("no such host %s", addr)
 		}
-		var d net.Dialer
-		return d.DialContext(ctx, network, real)
+		return new(net.Dialer).DialContext(ctx, network, real)
 	}
 
-	// Three proxies that want Basic credentials scraper:s3cret.
+	// Three proxies that want the credentials scraper:s3cret.
 	var proxies []*proxyauthtest.Proxy
 	var proxyURLs []string
 	for range 3 {
 		p := proxyauthtest.NewUnstartedProxy("scraper", "s3cret")
 		p.DialContext = dial
 		p.Start()
-		defer p.Close() // a second Close, after the one below, does nothing
+		defer p.Close() // closing twice is fine
 		proxies = append(proxies, p)
 		proxyURLs = append(proxyURLs, "http://scraper:s3cret@"+p.Addr())
 	}
 
-	// One Transport over the three, taking them in turn. When a proxy
-	// fails, the pool ejects it and retries the GET on the next one.
+	// One Transport over the three, taking them in turn. When one fails,
+	// the pool ejects it and sends the GET again through the next one.
 	tr, err := proxyauth.New(proxyauth.Config{
 		Proxies: proxyURLs,
 		Pool:    proxyauth.PoolConfig{Strategy: proxyauth.RoundRobin},
 	})
 	if err != nil {
-		fmt.Println("config:", err)
+		fmt.Println(err)
 		return 1
 	}
 	defer tr.Close()
 	client := &http.Client{Transport: tr}
 
-	// A breadth-first crawl: this goroutine owns the queue and the visited
-	// set; the workers only fetch.
-	type result struct {
-		url    string
-		status int
-		links  []string
-		err    error
-	}
-	jobs, results := make(chan string), make(chan result)
+	// Breadth-first: this goroutine owns the queue and the visited set,
+	// the workers only fetch.
+	jobs, results := make(chan string), make(chan page)
 	for range workers {
 		go func() {
 			for u := range jobs {
-				status, links, err := fetch(client, u)
-				results <- result{u, status, links, err}
+				results <- fetch(client, u)
 			}
 		}()
 	}
-	queue := []string{"http://shop1.test/", "http://shop2.test/", "http://shop3.test/"}
-	visited := map[string]bool{}
-	for _, u := range queue {
-		visited[u] = true
-	}
-	var errs []string
-	started, done := 0, 0
+	defer close(jobs)
+	started, done, errs := 0, 0, 0
 	for done < started || (len(queue) > 0 && started < maxFetches) {
-		// Offer the next URL to the workers only while the bound allows.
-		var send chan string // nil: a send on it never proceeds
+		var send chan string // stays nil, so never ready, when nothing may start
 		next := ""
 		if len(queue) > 0 && started < maxFetches {
 			send, next = jobs, queue[0]
@@ -137,18 +123,15 @@ func run() int {
 		select {
 		case send <- next:
 			queue, started = queue[1:], started+1
-		case r := <-results:
+		case p := <-results:
 			done++
-			if r.err != nil {
-				fmt.Printf("GET %s -> error\n", r.url)
-				errs = append(errs, r.err.Error())
-			} else {
-				fmt.Printf("GET %s -> %d\n", r.url, r.status)
-				if r.status != http.StatusOK {
-					errs = append(errs, fmt.Sprintf("GET %s: status %d", r.url, r.status))
-				}
+			if p.err != nil {
+				fmt.Printf("GET %s -> error: %v\n", p.url, p.err)
+				errs++
+				continue
 			}
-			for _, l := range r.links {
+			fmt.Printf("GET %s -> %d\n", p.url, p.status)
+			for _, l := range p.links {
 				if !visited[l] {
 					visited[l] = true
 					queue = append(queue, l)
@@ -156,67 +139,68 @@ func run() int {
 			}
 			if done == closeAfter {
 				fmt.Println("-- closing proxy 2 --")
-				proxies[1].Close() // its connections break, in flight or idle
+				proxies[1].Close() // breaks its connections, idle or in use
 			}
 		}
 	}
-	close(jobs)
 
 	// What each proxy of the pool went through.
 	fmt.Println()
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "PROXY\tSTATE\tREQUESTS\tOUTCOMES\tEJECTIONS\tLAST ERROR")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROXY\tSTATE\tREQUESTS\tOUTCOMES\tEJECTIONS\tLAST ERROR")
 	for i, s := range tr.Pool().Stats() {
 		var outcomes []string
 		for kind, n := range s.Outcomes {
 			outcomes = append(outcomes, fmt.Sprintf("%s=%d", kind, n))
 		}
 		slices.Sort(outcomes)
-		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%d\t%s\n", i+1, s.State, s.Requests,
-			strings.Join(outcomes, " "), s.Ejections, trim(s.LastError, 60))
+		lastErr := strings.TrimPrefix(s.LastError, "proxyauth: ")
+		if len(lastErr) > 100 {
+			lastErr = lastErr[:97] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\n", i+1, s.State, s.Requests,
+			strings.Join(outcomes, " "), s.Ejections, lastErr)
 	}
-	w.Flush()
-	for _, e := range errs {
-		fmt.Println("error:", e)
-	}
-	fmt.Printf("fetched %d pages, %d errors\n", done, len(errs))
-	if len(errs) > 0 {
+	tw.Flush()
+	fmt.Printf("fetched %d pages, %d errors\n", done-errs, errs)
+	if errs > 0 {
 		return 1
 	}
 	return 0
 }
 
-// hrefRE finds the links of a page; good enough for these pages, not for the web.
+// page is the outcome of one fetch.
+type page struct {
+	url    string
+	status int
+	links  []string // absolute, without fragment, to the shops only
+	err    error
+}
+
+// hrefRE finds the links of a page: good enough for these pages, not for the web.
 var hrefRE = regexp.MustCompile(`href="([^"]+)"`)
 
-// fetch gets u and returns its status and the links to crawl next: those to
-// the shops, absolute, without fragment.
-func fetch(client *http.Client, u string) (int, []string, error) {
+func fetch(client *http.Client, u string) page {
 	resp, err := client.Get(u)
 	if err != nil {
-		return 0, nil, err
+		return page{url: u, err: err}
 	}
 	defer resp.Body.Close()
+	p := page{url: u, status: resp.StatusCode}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return 0, nil, err
+	if err == nil && p.status != http.StatusOK {
+		err = fmt.Errorf("status %d", p.status)
 	}
-	var out []string
+	if p.err = err; err != nil {
+		return p
+	}
 	for _, m := range hrefRE.FindAllStringSubmatch(string(body), -1) {
 		ref, err := resp.Request.URL.Parse(m[1])
 		if err != nil || ref.Scheme != "http" || !strings.HasSuffix(ref.Hostname(), ".test") {
 			continue // off-site or malformed: not ours to crawl
 		}
 		ref.Fragment = ""
-		out = append(out, ref.String())
+		p.links = append(p.links, ref.String())
 	}
-	return resp.StatusCode, out, nil
-}
-
-// trim shortens s to at most n bytes for the table.
-func trim(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
+	return p
 }
