@@ -161,6 +161,21 @@ func TestBlackHoledPrimaryCostsOneBoundedWait(t *testing.T) {
 	assert.Equal(t, []uint64{1, 4}, requestsOf(tr), "the black hole is tried once")
 }
 
+func TestBlackHoledPrimaryPlainTarget(t *testing.T) {
+	o := newOrigin(t, false, nil)
+	fallback := newProxy(t, user, secret)
+	base := trusting()
+	base.ResponseHeaderTimeout = 300 * time.Millisecond // a forwarded request's answer waits on the origin too
+	cl, tr := poolClient(t, proxyauth.Config{
+		Proxies: []string{"http://" + blackHole(t), withUser(t, fallback.URL, user, secret)},
+		Base:    base,
+	}, nil)
+	_, _, err := get(cl, o.URL)
+	require.NoError(t, err, "a GET fails over after the bounded wait")
+	assert.Equal(t, proxyauth.StateEjected, statesOf(tr)[0])
+	assert.Contains(t, tr.Pool().Stats()[0].LastError, "did not answer the forwarded request")
+}
+
 func TestRecoveredProxyReadmittedOnlyAfterProbe(t *testing.T) {
 	o := newOrigin(t, false, nil)
 	addr := closedAddr(t)

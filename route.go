@@ -401,7 +401,7 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 		case isSOCKSAuthError(err):
 			return nil, &ProxyAuthError{Proxy: r.spec.url, Rejected: a.sess != nil, Err: err}, nil
 		}
-		return nil, nil, r.failure(err, a, plain)
+		return nil, nil, r.failure(req.Context(), err, a, plain)
 	}
 	// The response must not carry our clone, whose header holds the
 	// credentials, back to the caller.
@@ -576,7 +576,7 @@ func removeZone(host string) string {
 
 // failure turns an error of the inner Transport into the typed error of
 // the step that failed, when that step was the proxy's.
-func (r *route) failure(err error, a *attempt, plain bool) error {
+func (r *route) failure(ctx context.Context, err error, a *attempt, plain bool) error {
 	var (
 		pae *ProxyAuthError
 		pe  *ProxyError
@@ -586,8 +586,8 @@ func (r *route) failure(err error, a *attempt, plain bool) error {
 		return pae
 	case errors.As(err, &pe):
 		return pe
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
+	case ctx.Err() != nil:
+		return err // the caller gave up: that is the error
 	case isSOCKSError(err):
 		return &ProxyError{Proxy: r.spec.url, Op: "socks", Err: err}
 	case a.connectSent.Load() && !a.connectAnswered.Load() && brokenConn(err):
@@ -598,9 +598,13 @@ func (r *route) failure(err error, a *attempt, plain bool) error {
 	return err
 }
 
-// brokenConn reports whether err is a connection that ended or broke.
+// brokenConn reports whether err is a connection that ended, broke or
+// timed out (such as Base.ResponseHeaderTimeout running out).
 func brokenConn(err error) bool {
-	var oe *net.OpError
+	var (
+		oe *net.OpError
+		ne net.Error
+	)
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &oe)
+		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &oe) || errors.As(err, &ne) && ne.Timeout()
 }
