@@ -1,0 +1,3 @@
+// Package interop holds tests of proxyauth against real proxy software:
+// squid, tinyproxy and microsocks, started on loopback by the tests.
+package interop
