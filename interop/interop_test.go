@@ -49,6 +49,9 @@ func count(proxy string) {
 // a passing package's output only with -v).
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if len(cases.n) == 0 {
+		os.Exit(code) // nothing ran (-run or -bench selected no case)
+	}
 	var b strings.Builder
 	if len(cases.rows) > 0 {
 		b.WriteString("curl cross-check (proxy, scheme, credentials, target: curl | proxyauth)\n")
@@ -224,6 +227,7 @@ func TestSquidBasic(t *testing.T) {
 			assert.Equal(t, "Basic", pae.Challenges[0].Scheme)
 			assert.Equal(t, realm, pae.Challenges[0].Params["realm"])
 			assert.Contains(t, pae.Header.Get("X-Squid-Error"), "ERR_CACHE_ACCESS_DENIED", "squid's own mark that it answered")
+			assert.Contains(t, pae.Header.Get("Via"), "squid", "the Via field names the layer that answered")
 			assert.NotContains(t, err.Error(), "wrong")
 		})
 	}
