@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -21,6 +22,7 @@ type authState struct {
 	socks    bool
 	fn       CredentialsFunc
 	onChange func() // called after the credentials changed
+	obs      *observer
 
 	mu    sync.Mutex // serialises changes of cur
 	cur   atomic.Pointer[versioned]
@@ -78,9 +80,11 @@ func (s *authState) credentials(ctx context.Context, challenges []Challenge, see
 		}
 		// The call outlives a caller that gives up, so that the others
 		// sharing it are not failed by that caller's cancellation.
+		start := time.Now()
 		got, err := s.fn(context.WithoutCancel(ctx), CredentialsRequest{
 			Proxy: s.proxy, Challenges: challenges, Rejected: rejected && cur != nil,
 		})
+		s.obs.refreshed(RefreshInfo{Proxy: s.proxy, Rejected: rejected && cur != nil, Err: err, Duration: time.Since(start)})
 		if err != nil {
 			return nil, err
 		}

@@ -201,3 +201,7 @@ func (d *netDialer) DialContext(ctx context.Context, network, addr string) (net.
 	}}
 	return nd.DialContext(ctx, network, addr)
 }
+
+func proxyauthtestCreds(u, p string) proxyauthtest.Credentials {
+	return proxyauthtest.Credentials{Username: u, Password: p}
+}

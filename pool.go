@@ -196,6 +196,7 @@ type Pool struct {
 	ejectMax    time.Duration
 	maxEjected  int
 	now         func() time.Time
+	obs         *observer
 
 	rr      atomic.Uint64
 	rot     atomic.Pointer[rotation] // the proxies in rotation
@@ -237,9 +238,10 @@ type member struct {
 	stats memberStats
 }
 
-func newPool(cfg *Config, routes []*route, weights []int) *Pool {
+func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 	pc := cfg.Pool
 	p := &Pool{
+		obs:         obs,
 		strategy:    pc.Strategy,
 		maxPerReq:   orDefault(pc.MaxProxiesPerRequest, 3),
 		probeTarget: pc.Probe,
@@ -355,9 +357,14 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 	var (
 		errs     []error
 		bodyUsed bool
+		prev     *member
 	)
 	for i := 0; i < tries; i++ {
 		m := rot.in[(pos+i)%len(rot.in)]
+		if prev != nil {
+			p.obs.failover(FailoverInfo{From: prev.route.spec.url, To: m.route.spec.url, Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
+		}
+		prev = m
 		if !rot.panic && ProxyState(m.state.Load()) == StateUnchecked && p.ctx.Err() == nil {
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
@@ -460,10 +467,10 @@ func (m *member) observe(start time.Time, resp *http.Response, err error, single
 	switch {
 	case healthFailure(err):
 		if m.consecutive.Add(1) >= m.pool.ejectAfter {
-			m.pool.eject(m, true)
+			m.pool.eject(m, true, err)
 		}
 	case errors.As(err, &pae) && pae.Rejected && pae.StatusCode != 0:
-		m.pool.setOut(m, StateAuthFailed)
+		m.pool.setOut(m, StateAuthFailed, err)
 	case err == nil || errors.As(err, &pae):
 		// The proxy answered.
 		m.consecutive.Store(0)
@@ -474,23 +481,12 @@ func (m *member) observe(start time.Time, resp *http.Response, err error, single
 }
 
 // eject takes m out of rotation for failures, unless the cap on ejected
-// proxies forbids it (capped applies the cap).
-func (p *Pool) eject(m *member, capped bool) {
+// proxies forbids it (capped applies the cap). cause is the failure.
+func (p *Pool) eject(m *member, capped bool, cause error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ProxyState(m.state.Load()) == StateEjected {
+	if ProxyState(m.state.Load()) == StateEjected || capped && p.outCountLocked() >= p.maxEjected {
+		p.mu.Unlock()
 		return
-	}
-	if capped {
-		out := 0
-		for _, x := range p.members {
-			if s := ProxyState(x.state.Load()); s == StateEjected || s == StateAuthFailed {
-				out++
-			}
-		}
-		if out >= p.maxEjected {
-			return
-		}
 	}
 	now := p.now()
 	if m.lastEjected.IsZero() || now.Sub(m.lastEjected) > 2*p.ejectMax {
@@ -500,35 +496,56 @@ func (p *Pool) eject(m *member, capped bool) {
 	d := min(p.ejectBase*time.Duration(m.ejections), p.ejectMax)
 	d = time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
 	m.lastEjected = now
-	p.outLocked(m, StateEjected, now.Add(d))
+	info := p.outLocked(m, StateEjected, now.Add(d), cause)
+	p.mu.Unlock()
+	p.obs.stateChanged(info)
+}
+
+func (p *Pool) outCountLocked() int {
+	out := 0
+	for _, x := range p.members {
+		if s := ProxyState(x.state.Load()); s == StateEjected || s == StateAuthFailed {
+			out++
+		}
+	}
+	return out
 }
 
 // setOut takes m out of rotation in state s until a probe passes; the
 // first probe may come after the probe interval.
-func (p *Pool) setOut(m *member, s ProxyState) {
+func (p *Pool) setOut(m *member, s ProxyState, cause error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.outLocked(m, s, p.now().Add(p.probeEvery))
+	changed := ProxyState(m.state.Load()) != s
+	info := p.outLocked(m, s, p.now().Add(p.probeEvery), cause)
+	p.mu.Unlock()
+	if changed {
+		p.obs.stateChanged(info)
+	}
 }
 
-func (p *Pool) outLocked(m *member, s ProxyState, until time.Time) {
+func (p *Pool) outLocked(m *member, s ProxyState, until time.Time, cause error) ProxyStateInfo {
 	m.state.Store(int32(s))
 	m.until = until
 	if u := until.UnixNano(); u < p.nextDue.Load() {
 		p.nextDue.Store(u)
 	}
 	p.rebuild()
+	return ProxyStateInfo{Proxy: m.route.spec.url, State: s, Until: until, Err: cause}
 }
 
 // setIn puts m in rotation.
 func (p *Pool) setIn(m *member) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	m.consecutive.Store(0)
-	if ProxyState(m.state.Load()) != StateHealthy {
+	was := ProxyState(m.state.Load())
+	if was != StateHealthy {
 		m.state.Store(int32(StateHealthy))
 		m.until = time.Time{}
 		p.rebuild()
+	}
+	p.mu.Unlock()
+	if was != StateHealthy && was != StateUnchecked {
+		p.obs.stateChanged(ProxyStateInfo{Proxy: m.route.spec.url, State: StateHealthy})
 	}
 }
 
@@ -599,13 +616,13 @@ func (m *member) probeNow(ctx context.Context) error {
 			p.setIn(m)
 		case errors.As(err, &pae):
 			m.stats.setLastError(err)
-			p.setOut(m, StateAuthFailed)
+			p.setOut(m, StateAuthFailed, err)
 		default:
 			m.stats.setLastError(err)
 			if ProxyState(m.state.Load()) == StateUnchecked {
-				p.eject(m, false)
+				p.eject(m, false, err)
 			} else {
-				p.setOut(m, StateEjected)
+				p.setOut(m, StateEjected, err)
 			}
 		}
 		return nil, err

@@ -34,6 +34,7 @@ package proxyauth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -109,6 +110,18 @@ type Config struct {
 	// Pool configures how two or more proxies share the requests and
 	// stand in for each other; its zero value means ordered failover.
 	Pool PoolConfig
+
+	// Logger, if not nil, receives structured records of what the
+	// Transport does: attempts (Debug), challenges and refreshes (Info),
+	// failovers, ejections and proxy failures (Warn). Records carry the
+	// proxy without userinfo, the phase ("plain", "CONNECT", "socks"),
+	// status, scheme, attempt and outcome, never a password or a
+	// Proxy-Authorization value. nil: silent.
+	Logger *slog.Logger
+
+	// Hooks are called at the same moments, with the same facts. Each
+	// may be nil.
+	Hooks Hooks
 
 	// RefuseCleartextBasic, if true, never sends Basic credentials to a
 	// proxy reached over plain TCP (an http:// proxy URL), where anyone

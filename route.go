@@ -35,6 +35,7 @@ type route struct {
 
 	timeout             time.Duration // Config.ProxyTimeout; 0 for none
 	onCredentialsChange func()        // set by the pool
+	obs                 *observer
 }
 
 type attemptKey struct{}
@@ -74,8 +75,9 @@ func (a *attempt) proxyAuthorization(r AuthRequest) (string, error) {
 	return a.sess.auth.Authorize(r)
 }
 
-func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds CredentialsFunc) *route {
+func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds CredentialsFunc, obs *observer) *route {
 	r := &route{
+		obs:         obs,
 		spec:        spec,
 		schemes:     schemeSet{schemes: cfg.Schemes, refuseBasic: cfg.RefuseCleartextBasic && spec.url.Scheme == "http"},
 		maxAttempts: cfg.MaxAuthAttempts,
@@ -96,6 +98,7 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 	}
 	t := base.Clone()
 	r.auth = newAuthState(spec.url, spec.socks(), spec.creds, creds, r.credentialsChanged)
+	r.auth.obs = obs
 	proxyURL := spec.url
 	t.Proxy = func(req *http.Request) (*url.URL, error) {
 		if a := attemptFrom(req.Context()); a != nil && a.sess != nil && spec.socks() {
@@ -320,7 +323,15 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	for n := 1; ; n++ {
 		a.last = n >= r.maxAttempts
+		var start time.Time
+		if r.obs != nil {
+			start = time.Now()
+			r.obs.attemptStart(r.attemptInfo(req, a, n))
+		}
 		resp, pae, err := r.send(req, a, n, callerSet)
+		if r.obs != nil {
+			r.observeEnd(req, a, n, start, resp, pae, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -348,6 +359,40 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, pae
 		}
 		a = &attempt{sess: next}
+	}
+}
+
+// attemptInfo describes attempt n of req, for the observer.
+func (r *route) attemptInfo(req *http.Request, a *attempt, n int) AttemptInfo {
+	i := AttemptInfo{Proxy: r.spec.url, Method: req.Method, Target: req.URL.Redacted(), Phase: "CONNECT", Attempt: n}
+	switch {
+	case r.spec.socks():
+		i.Phase = "socks"
+	case req.URL.Scheme == "http":
+		i.Phase = "plain"
+	}
+	if a.sess != nil && a.sess.scheme != nil {
+		i.Scheme = a.sess.scheme.Name()
+	}
+	return i
+}
+
+// observeEnd tells the observer how attempt n ended.
+func (r *route) observeEnd(req *http.Request, a *attempt, n int, start time.Time, resp *http.Response, pae *ProxyAuthError, err error) {
+	i := r.attemptInfo(req, a, n)
+	i.Duration = time.Since(start)
+	switch {
+	case resp != nil:
+		i.StatusCode = resp.StatusCode
+	case pae != nil:
+		i.StatusCode, i.Err = pae.StatusCode, pae
+	default:
+		i.StatusCode, i.Err = statusOf(nil, err), err
+	}
+	r.obs.attemptEnd(i)
+	if pae != nil {
+		r.obs.challenge(ChallengeInfo{Proxy: r.spec.url, Phase: i.Phase, Attempt: n, StatusCode: pae.StatusCode,
+			Challenges: pae.Challenges, Rejected: pae.Rejected})
 	}
 }
 

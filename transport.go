@@ -58,6 +58,7 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{byspec: map[*proxySpec]*route{}}
+	obs := newObserver(&cfg)
 	var (
 		specs   []*proxySpec
 		fns     []CredentialsFunc
@@ -115,12 +116,12 @@ func New(cfg Config) (*Transport, error) {
 			}
 			seen[s.url.String()] = s.field
 		}
-		r := newRoute(base, s, &cfg, fns[i])
+		r := newRoute(base, s, &cfg, fns[i], obs)
 		t.byspec[s] = r
 		t.routes = append(t.routes, r)
 	}
 	if t.env == nil {
-		t.pool = newPool(&cfg, t.routes, weights)
+		t.pool = newPool(&cfg, t.routes, weights, obs)
 	}
 	return t, nil
 }
