@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,43 +54,6 @@ func diagTLSProxy(t *testing.T, accept string) *proxyauthtest.Proxy {
 	p := proxyauthtest.NewTLSProxy(user, accept)
 	t.Cleanup(p.Close)
 	return p
-}
-
-// diagSilentAddr returns a loopback address that accepts connections and never
-// says a word.
-func diagSilentAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		done  = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
 }
 
 // diagNoChallenge is a proxy scheme that refuses everyone and offers nothing,
@@ -454,7 +416,7 @@ func diagnoseCases() []diagCase {
 		{
 			name: "CONNECT unanswered",
 			run: func(t *testing.T, pass string) (*http.Response, error) {
-				return diagFetch(t, proxyauth.Config{Proxies: []string{withUser(t, "http://"+diagSilentAddr(t), user, pass)},
+				return diagFetch(t, proxyauth.Config{Proxies: []string{withUser(t, "http://"+blackHole(t), user, pass)},
 					ProxyTimeout: 100 * time.Millisecond}, "https://origin.test/")
 			},
 			layer: proxyauth.LayerProxy, kind: proxyauth.KindProxyUnavailable,
