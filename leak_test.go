@@ -16,7 +16,7 @@ import (
 // openAuth lets everyone through: a proxy that needs no credentials.
 type openAuth struct{}
 
-func (openAuth) Challenges() []string                                        { return nil }
+func (openAuth) Challenges() []string                                       { return nil }
 func (openAuth) Authorized(*http.Request, []proxyauthtest.Credentials) bool { return true }
 
 // TestLeakRedirectAcrossTheProxyBoundary follows a redirect from a proxied
