@@ -5,9 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/proxyauth/proxyauth/internal/challenge"
 	"github.com/proxyauth/proxyauth/internal/redact"
@@ -128,7 +130,9 @@ type ProxyError struct {
 	// handshake with an https:// proxy), "connect" (the CONNECT got a
 	// failure status or no answer), "socks" (the SOCKS5 handshake, for a
 	// reason other than credentials), "forward" (a forwarded request got a
-	// failure status the proxy made, or no answer).
+	// failure status the proxy made, or no answer), "tunnel" (the
+	// connection through a tunnel or SOCKS5 broke while a request was in
+	// it: the proxy or the origin closed it).
 	Op string
 	// StatusCode is the proxy's failure status, such as 403, 502 or 503;
 	// 0 when there was none.
@@ -162,6 +166,8 @@ func (e *ProxyError) Error() string {
 		msg = proxy + " did not answer the CONNECT"
 	case e.Op == "forward":
 		msg = proxy + " did not answer the forwarded request"
+	case e.Op == "tunnel":
+		msg = "the connection through " + proxy + " broke"
 	default:
 		msg = proxy + " failed (" + e.Op + ")"
 	}
@@ -373,11 +379,18 @@ func status(code int) string {
 	return strconv.Itoa(code)
 }
 
-// drain reads what is left of a body, up to a bound, and closes it, so
-// that its connection can be reused.
-func drain(body io.ReadCloser) {
+// drain reads what is left of a body, up to a bound in bytes and in time
+// (d, or the default proxy timeout when d is 0), and closes it, so that
+// its connection can be reused. A body that stalls is closed, which ends
+// the read.
+func drain(body io.ReadCloser, d time.Duration) {
 	const limit = 64 << 10
+	if d <= 0 {
+		d = defaultProxyTimeout
+	}
+	stop := time.AfterFunc(d, func() { body.Close() })
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, limit))
+	stop.Stop()
 	_ = body.Close()
 }
 
@@ -416,6 +429,28 @@ func isSOCKSError(err error) bool {
 func isBareConnectAuthError(err error) bool {
 	for ; err != nil; err = errors.Unwrap(err) {
 		if err.Error() == "Proxy Authentication Required" {
+			return true
+		}
+	}
+	return false
+}
+
+// badAnswer reports whether err is net/http failing to read an answer that
+// is not HTTP, or too large: a malformed status line or header
+// ("malformed HTTP response", "malformed HTTP status code", a
+// textproto.ProtocolError), headers beyond MaxResponseHeaderBytes, or the
+// connection closed before anything was read on it ("http: server closed
+// idle connection"). net/http returns these as errors.New strings.
+func badAnswer(err error) bool {
+	var pe textproto.ProtocolError
+	if errors.As(err, &pe) {
+		return true
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		s := e.Error()
+		if strings.HasPrefix(s, "malformed HTTP ") ||
+			strings.HasPrefix(s, "net/http: server response headers exceeded") ||
+			s == "http: server closed idle connection" {
 			return true
 		}
 	}

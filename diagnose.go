@@ -446,6 +446,20 @@ func diagnoseProxyError(pe *ProxyError) Diagnosis {
 				notPlainHTTP,
 			}
 		}
+	case "tunnel":
+		d = Diagnosis{Layer: LayerProxy}
+		if isTimeout(pe.Err) {
+			d.Summary = "the exchange through the proxy's tunnel timed out"
+			d.Hints = []string{
+				"the proxy may have dropped what it was to relay, or the origin is slow: Base.TLSHandshakeTimeout and Base.ResponseHeaderTimeout bound the wait",
+			}
+		} else {
+			d.Summary = "the connection through the proxy broke while the request was in it"
+			d.Hints = []string{
+				"the proxy may have restarted or dropped the tunnel, or the origin closed the connection: the proxy's logs tell which",
+				"a request that can be sent again (idempotent, with GetBody) moves to another proxy of a pool; others are not resent",
+			}
+		}
 	case "socks":
 		d = Diagnosis{Layer: LayerProxy, Summary: "the SOCKS5 handshake failed"}
 		if pe.Err != nil {
@@ -545,11 +559,10 @@ func envHint(proxy *url.URL) string {
 func diagnoseProxyTLS(cause error) Diagnosis {
 	d := Diagnosis{Layer: LayerProxy}
 	var (
-		rhe   tls.RecordHeaderError
-		ua    x509.UnknownAuthorityError
-		host  x509.HostnameError
-		inv   x509.CertificateInvalidError
-		alert tls.AlertError
+		rhe  tls.RecordHeaderError
+		ua   x509.UnknownAuthorityError
+		host x509.HostnameError
+		inv  x509.CertificateInvalidError
 	)
 	switch {
 	case errors.As(cause, &rhe):
@@ -570,8 +583,8 @@ func diagnoseProxyTLS(cause error) Diagnosis {
 	case errors.As(cause, &inv):
 		d.Summary = "the proxy's certificate is not valid" + invalidReason(inv)
 		d.Hints = []string{"check the proxy's certificate, its dates, and this machine's clock"}
-	case errors.As(cause, &alert):
-		d.Summary = "the proxy aborted the TLS handshake (" + alert.Error() + ")"
+	case tlsAlert(cause) != "":
+		d.Summary = "the proxy aborted the TLS handshake (" + tlsAlert(cause) + ")"
 		d.Hints = []string{"the proxy may require a client certificate (Base.TLSClientConfig.Certificates), or TLS versions or ciphers this client does not offer"}
 	case isTimeout(cause):
 		d.Summary = "the TLS handshake with the proxy timed out"
@@ -598,12 +611,11 @@ func diagnoseProxyTLS(cause error) Diagnosis {
 func diagnoseOriginTLS(err error) (Diagnosis, bool) {
 	d := Diagnosis{Layer: LayerTLS}
 	var (
-		rhe   tls.RecordHeaderError
-		ua    x509.UnknownAuthorityError
-		host  x509.HostnameError
-		inv   x509.CertificateInvalidError
-		cve   *tls.CertificateVerificationError
-		alert tls.AlertError
+		rhe  tls.RecordHeaderError
+		ua   x509.UnknownAuthorityError
+		host x509.HostnameError
+		inv  x509.CertificateInvalidError
+		cve  *tls.CertificateVerificationError
 	)
 	switch {
 	case errors.As(err, &ua):
@@ -632,8 +644,8 @@ func diagnoseOriginTLS(err error) (Diagnosis, bool) {
 		// into ErrSchemeMismatch.
 		d.Summary = "the origin did not answer the TLS handshake with TLS"
 		d.Hints = []string{"the origin's port speaks plain HTTP: use an http:// URL, or the port that serves https"}
-	case errors.As(err, &alert):
-		d.Summary = "the origin aborted the TLS handshake (" + alert.Error() + ")"
+	case tlsAlert(err) != "":
+		d.Summary = "the origin aborted the TLS handshake (" + tlsAlert(err) + ")"
 		d.Hints = []string{"the site may require a client certificate (Base.TLSClientConfig.Certificates), or TLS versions or ciphers this client does not offer"}
 	default:
 		return d, false
@@ -645,13 +657,30 @@ func diagnoseOriginTLS(err error) (Diagnosis, bool) {
 // Diagnose recognises.
 func isTLSError(err error) bool {
 	var (
-		rhe   tls.RecordHeaderError
-		cve   *tls.CertificateVerificationError
-		ua    x509.UnknownAuthorityError
-		host  x509.HostnameError
-		alert tls.AlertError
+		rhe  tls.RecordHeaderError
+		cve  *tls.CertificateVerificationError
+		ua   x509.UnknownAuthorityError
+		host x509.HostnameError
 	)
-	return errors.As(err, &rhe) || errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &host) || errors.As(err, &alert)
+	return errors.As(err, &rhe) || errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &host) || tlsAlert(err) != ""
+}
+
+// tlsAlert returns the text of a TLS alert that ended a handshake, or "".
+// Over TCP, crypto/tls reports an alert as a *net.OpError whose Op is
+// "remote error" (the peer sent it) or "local error" (we did); it uses
+// tls.AlertError only for QUIC.
+func tlsAlert(err error) string {
+	var (
+		alert tls.AlertError
+		oe    *net.OpError
+	)
+	switch {
+	case errors.As(err, &alert):
+		return alert.Error()
+	case errors.As(err, &oe) && (oe.Op == "remote error" || oe.Op == "local error"):
+		return oe.Error()
+	}
+	return ""
 }
 
 // diagnoseProxyStatus diagnoses a failure status that the proxy made

@@ -63,7 +63,7 @@ func (r *route) probeGet(ctx context.Context, target string) error {
 	if err != nil {
 		return err
 	}
-	drain(resp.Body)
+	drain(resp.Body, r.timeout)
 	if resp.StatusCode >= 500 && proxyMade(resp.Header) {
 		return &ProxyError{Proxy: r.spec.url, Op: "forward", StatusCode: resp.StatusCode, Header: resp.Header}
 	}

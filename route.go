@@ -453,7 +453,7 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	resp.Request = req
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
-		drain(resp.Body)
+		drain(resp.Body, r.timeout)
 		return nil, r.authError(resp, false, header != ""), nil
 	}
 	return resp, nil, nil
@@ -635,10 +635,17 @@ func (r *route) failure(ctx context.Context, err error, a *attempt, plain bool) 
 		return err // the caller gave up: that is the error
 	case isSOCKSError(err):
 		return &ProxyError{Proxy: r.spec.url, Op: "socks", Err: err}
-	case a.connectSent.Load() && !a.connectAnswered.Load() && brokenConn(err):
+	case a.connectSent.Load() && !a.connectAnswered.Load():
+		// Whatever went wrong between the CONNECT and its answer (a
+		// broken connection, a timeout, an answer that is not HTTP) went
+		// wrong at the proxy.
 		return &ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}
-	case plain && brokenConn(err):
+	case plain && (brokenConn(err) || badAnswer(err)):
 		return &ProxyError{Proxy: r.spec.url, Op: "forward", Err: err}
+	case !plain && brokenConn(err):
+		// The connection through the proxy broke while the request was
+		// in it: the proxy or the origin may have closed it.
+		return &ProxyError{Proxy: r.spec.url, Op: "tunnel", Err: err}
 	}
 	return err
 }
