@@ -42,6 +42,8 @@ import (
 //     either way, but a CONNECT refused with 403 or another 4xx is the
 //     proxy's policy for that target, which another attempt does not
 //     change.
+//   - A [*ProxyError] whose Op is "tunnel" (the connection through a tunnel
+//     broke with the request in it) is judged as "forward" below.
 //   - A [*ProxyError] whose Op is "forward" with no status (the proxy broke
 //     off while a plain http:// request was under way): retry only when the
 //     request is idempotent, since the origin may have acted on it. The
@@ -137,7 +139,7 @@ func judge(resp *http.Response, err, cause error) (retry, known bool) {
 		case "connect":
 			return pe.StatusCode == 0 || pe.StatusCode == http.StatusTooManyRequests ||
 				pe.StatusCode >= 500 && pe.StatusCode != http.StatusNotImplemented, true
-		case "forward":
+		case "forward", "tunnel":
 			req := requestOf(resp, err)
 			if pe.StatusCode != 0 {
 				return retryStatus(pe.StatusCode, req), true
