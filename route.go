@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -51,12 +52,22 @@ type attempt struct {
 
 	conn atomic.Pointer[net.Conn] // the new connection whose CONNECT answer is awaited
 
+	// gotConn is set when net/http hands the request a connection. A
+	// request waiting for its own dial may be given another one that
+	// became idle meanwhile, so a CONNECT that this attempt sent and that
+	// failed says nothing about the request once it had a connection:
+	// the failure is then the connection's, and the origin may have seen
+	// the request.
+	gotConn atomic.Bool
+
 	// The dial may go on in net/http's goroutine after RoundTrip has
 	// returned, hence atomics.
 	connectSent     atomic.Bool
 	connectAnswered atomic.Bool
 	authInfo        atomic.Pointer[string] // Proxy-Authentication-Info of the CONNECT's 200
 }
+
+func (a *attempt) gotConnection(httptrace.GotConnInfo) { a.gotConn.Store(true) }
 
 func attemptFrom(ctx context.Context) *attempt {
 	a, _ := ctx.Value(attemptKey{}).(*attempt)
@@ -403,6 +414,9 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	plain := !socks && req.URL.Scheme == "http"
 	a.tunnel = !socks && !plain
 	ctx := context.WithValue(req.Context(), attemptKey{}, a)
+	if a.tunnel {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: a.gotConnection})
+	}
 	var header string
 	if plain {
 		var err error
@@ -635,14 +649,14 @@ func (r *route) failure(ctx context.Context, err error, a *attempt, plain bool) 
 		return err // the caller gave up: that is the error
 	case isSOCKSError(err):
 		return &ProxyError{Proxy: r.spec.url, Op: "socks", Err: err}
-	case a.connectSent.Load() && !a.connectAnswered.Load():
+	case a.connectSent.Load() && !a.connectAnswered.Load() && !a.gotConn.Load():
 		// Whatever went wrong between the CONNECT and its answer (a
 		// broken connection, a timeout, an answer that is not HTTP) went
 		// wrong at the proxy.
 		return &ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}
 	case plain && (brokenConn(err) || badAnswer(err)):
 		return &ProxyError{Proxy: r.spec.url, Op: "forward", Err: err}
-	case !plain && brokenConn(err):
+	case !plain && (brokenConn(err) || badAnswer(err)):
 		// The connection through the proxy broke while the request was
 		// in it: the proxy or the origin may have closed it.
 		return &ProxyError{Proxy: r.spec.url, Op: "tunnel", Err: err}
@@ -657,6 +671,6 @@ func brokenConn(err error) bool {
 		oe *net.OpError
 		ne net.Error
 	)
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &oe) || errors.As(err, &ne) && ne.Timeout()
 }

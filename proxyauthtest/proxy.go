@@ -324,9 +324,9 @@ func (p *Proxy) connState(c net.Conn, state http.ConnState) {
 // serve handles every request the proxy receives.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if !p.t.begin() {
-		w.Header().Set("Connection", "close")
-		http.Error(w, "proxyauthtest: proxy closed", http.StatusServiceUnavailable)
-		return
+		// Closed: hang up without an answer, as a proxy that went away
+		// does, rather than answer a client that Close is cutting off.
+		panic(http.ErrAbortHandler)
 	}
 	defer p.t.end()
 
@@ -473,8 +473,7 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, rec *Request, in
 		return
 	}
 	if !p.t.track(up) {
-		p.respond(w, rec, http.StatusServiceUnavailable, "proxyauthtest: proxy closed")
-		return
+		panic(http.ErrAbortHandler) // closed meanwhile: hang up, as above
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
