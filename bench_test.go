@@ -1,91 +1,176 @@
 package proxyauth_test
 
+// The benchmarks measure proxyauth against a bare *http.Transport in the
+// same run, through the same loopback proxy: a benchProxy, which costs
+// little, so that the client's share shows. BENCHMARKS.md has the figures
+// and scripts/bench runs them. Sub-benchmark names carry key=value parts
+// so that benchstat can set the clients side by side:
+//
+//	benchstat -col /client steady.txt
+
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/proxyauth/proxyauth"
 	"github.com/proxyauth/proxyauth/proxyauthtest"
 )
 
-func benchGet(b *testing.B, c *http.Client, target string) {
+// getOK sends a GET and reads the whole answer; anything but a 200 is an
+// error.
+func getOK(c *http.Client, target string) error {
 	resp, err := c.Get(target)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("status %s", resp.Status)
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
+}
+
+func benchGet(b *testing.B, c *http.Client, target string) {
+	if err := getOK(c, target); err != nil {
+		b.Fatal(err)
 	}
 }
 
-// BenchmarkPreemptiveBasic measures the hot path, a plain request with
-// Basic credentials sent at once, against a bare http.Transport with the
-// same static credentials through the same proxy.
-func BenchmarkPreemptiveBasic(b *testing.B) {
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
-	}))
-	defer origin.Close()
-	proxy := proxyauthtest.NewProxy(user, secret)
-	defer proxy.Close()
-	pu, _ := url.Parse(proxy.URL)
-	pu.User = url.UserPassword(user, secret)
+// benchOrigins are an http:// and an https:// origin that answer "ok", and
+// 500 to a request that carries Proxy-Authorization, which must never
+// reach them; the benchmarks fail on anything but a 200.
+type benchOrigins struct {
+	plain, tls *httptest.Server
+	roots      *x509.CertPool
+}
 
-	bare := &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 64}
-	defer bare.CloseIdleConnections()
-	ours, err := proxyauth.New(proxyauth.Config{Proxies: []string{pu.String()}, Base: &http.Transport{MaxIdleConnsPerHost: 64}})
+func newBenchOrigins(b *testing.B) *benchOrigins {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Proxy-Authorization") != "" {
+			http.Error(w, "Proxy-Authorization reached the origin", http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	o := &benchOrigins{plain: httptest.NewServer(h), tls: httptest.NewTLSServer(h), roots: x509.NewCertPool()}
+	o.roots.AddCert(o.tls.Certificate())
+	b.Cleanup(o.plain.Close)
+	b.Cleanup(o.tls.Close)
+	return o
+}
+
+func (o *benchOrigins) url(target string) string {
+	if target == "https" {
+		return o.tls.URL
+	}
+	return o.plain.URL
+}
+
+// base returns the settings that the bare Transport and proxyauth's share.
+func (o *benchOrigins) base() *http.Transport {
+	return &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: o.roots},
+		MaxIdleConnsPerHost: 64,
+	}
+}
+
+func newTransport(b *testing.B, cfg proxyauth.Config) *proxyauth.Transport {
+	t, err := proxyauth.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ours.CloseIdleConnections()
-	for _, c := range []struct {
+	b.Cleanup(func() { t.Close() })
+	return t
+}
+
+// BenchmarkSteady is the hot path: requests through a proxy that has
+// accepted the credentials already, to an http:// target (a request to the
+// proxy each) and an https:// target (one request in a tunnel that stays
+// open), sequential and parallel. The clients are a bare *http.Transport
+// with static Basic credentials, proxyauth sending Basic at once, and
+// proxyauth answering the proxy's Digest challenge (a Digest value for
+// every http:// request; for https:// only on the CONNECT). One proxy
+// offers both schemes, so the three clients share it.
+func BenchmarkSteady(b *testing.B) {
+	o := newBenchOrigins(b)
+	digest := proxyauthtest.NewDigest()
+	digest.RotateNonceEvery(10000) // a nextnonce now and then; the proxy keeps the counts of one nonce
+	proxy := newBenchProxy(b, proxyauthtest.Multi(proxyauthtest.Basic{}, digest), user, secret)
+	pu, _ := url.Parse(withUser(b, proxy.URL, user, secret))
+
+	bare := o.base()
+	bare.Proxy = http.ProxyURL(pu)
+	b.Cleanup(bare.CloseIdleConnections)
+	clients := []struct {
 		name string
 		rt   http.RoundTripper
-	}{{"bare", bare}, {"proxyauth", ours}} {
-		cl := &http.Client{Transport: c.rt}
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				benchGet(b, cl, origin.URL)
+	}{
+		{"bare", bare},
+		{"basic", newTransport(b, proxyauth.Config{Proxies: []string{pu.String()}, Base: o.base()})},
+		{"digest", newTransport(b, proxyauth.Config{Proxies: []string{pu.String()}, Base: o.base(),
+			Schemes: []proxyauth.Scheme{proxyauth.Digest()}})},
+	}
+	for _, target := range []string{"http", "https"} {
+		for _, run := range []string{"seq", "parallel"} {
+			for _, c := range clients {
+				cl := &http.Client{Transport: c.rt}
+				benchGet(b, cl, o.url(target)) // the 407 of Digest, the tunnel, outside the timing
+				b.Run("target="+target+"/run="+run+"/client="+c.name, func(b *testing.B) {
+					b.ReportAllocs()
+					if run == "seq" {
+						for b.Loop() {
+							benchGet(b, cl, o.url(target))
+						}
+						return
+					}
+					b.SetParallelism(4)
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if err := getOK(cl, o.url(target)); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				})
 			}
-		})
-		b.Run(c.name+"-parallel", func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					benchGet(b, cl, origin.URL)
-				}
-			})
-		})
+		}
 	}
 }
 
-// BenchmarkAuthorize measures making one Proxy-Authorization value.
+// BenchmarkAuthorize measures making one Proxy-Authorization value, which
+// is what a Digest session adds to every http:// request.
 func BenchmarkAuthorize(b *testing.B) {
 	creds := proxyauth.Credentials{Username: user, Password: secret}
-	req := proxyauth.AuthRequest{Method: http.MethodConnect, URI: "origin.example:443"}
+	req := proxyauth.AuthRequest{Method: http.MethodGet, URI: "http://origin.example/some/path?q=1"}
+	digest := func(alg string) *proxyauth.Challenge {
+		return &proxyauth.Challenge{Scheme: "Digest", Params: map[string]string{
+			"realm": "proxy", "nonce": "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", "qop": "auth", "algorithm": alg}}
+	}
 	for _, c := range []struct {
 		name   string
 		scheme proxyauth.Scheme
 		ch     *proxyauth.Challenge
 	}{
 		{"Basic", proxyauth.Basic(), nil},
-		{"Digest-MD5", proxyauth.Digest(), &proxyauth.Challenge{Scheme: "Digest",
-			Params: map[string]string{"realm": "r", "nonce": "abcdef0123456789", "qop": "auth", "algorithm": "MD5"}}},
-		{"Digest-SHA-256", proxyauth.Digest(), &proxyauth.Challenge{Scheme: "Digest",
-			Params: map[string]string{"realm": "r", "nonce": "abcdef0123456789", "qop": "auth", "algorithm": "SHA-256"}}},
+		{"Digest-MD5", proxyauth.Digest(), digest("MD5")},
+		{"Digest-SHA-256", proxyauth.Digest(), digest("SHA-256")},
+		{"Digest-SHA-512-256", proxyauth.Digest(), digest("SHA-512-256")},
 	} {
-		b.Run(c.name, func(b *testing.B) {
+		b.Run("scheme="+c.name, func(b *testing.B) {
 			a, err := c.scheme.Start(c.ch, creds)
 			if err != nil {
 				b.Fatal(err)
@@ -100,51 +185,102 @@ func BenchmarkAuthorize(b *testing.B) {
 	}
 }
 
-// BenchmarkRefreshStorm rotates the proxy's password, then sends a storm of
-// concurrent requests that all meet the rejection; it reports the
-// credentials callback's calls per storm, which must be 1.
+// latencies collects request durations and reports their percentiles.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) percentile(p float64) time.Duration {
+	if len(l.d) == 0 {
+		return 0
+	}
+	s := slices.Clone(l.d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func timedGet(b *testing.B, c *http.Client, target string, l *latencies) error {
+	start := time.Now()
+	err := getOK(c, target)
+	l.add(time.Since(start))
+	return err
+}
+
+// BenchmarkRefreshStorm sends storms of 1,000 concurrent requests through
+// a proxy. In "rotated", the proxy's password has changed just before each
+// storm, so that every request meets a 407; the credentials callback must
+// be called once per storm, which calls/storm reports. "same" is the
+// baseline: the same storm with the credentials unchanged. Both start
+// without idle connections, since a change of credentials closes them.
 func BenchmarkRefreshStorm(b *testing.B) {
-	const storm = 100
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer origin.Close()
-	proxy := proxyauthtest.NewProxy(user, "pass-0")
-	defer proxy.Close()
-	var (
-		mu      sync.Mutex
-		current = "pass-0"
-		calls   atomic.Int64
-	)
-	tr, err := proxyauth.New(proxyauth.Config{
-		Proxies: []string{proxy.URL},
-		Base:    &http.Transport{MaxIdleConnsPerHost: storm},
-		Credentials: func(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
-			calls.Add(1)
-			mu.Lock()
-			defer mu.Unlock()
-			return proxyauth.Credentials{Username: user, Password: current}, nil
-		},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr}
-	benchGet(b, cl, origin.URL)
-	calls.Store(0)
-	storms := 0
-	for b.Loop() {
-		storms++
-		mu.Lock()
-		current = "pass-" + strconv.Itoa(storms)
-		mu.Unlock()
-		proxy.SetCredentials(proxyauthtest.Credentials{Username: user, Password: current})
-		var wg sync.WaitGroup
-		for i := 0; i < storm; i++ {
-			wg.Go(func() { benchGet(b, cl, origin.URL) })
+	const storm = 1000
+	o := newBenchOrigins(b)
+	for _, rotate := range []bool{false, true} {
+		name := "credentials=same"
+		if rotate {
+			name = "credentials=rotated"
 		}
-		wg.Wait()
+		b.Run(name, func(b *testing.B) {
+			proxy := newBenchProxy(b, nil, user, "pass-0")
+			var (
+				mu      sync.Mutex
+				current = "pass-0"
+				calls   atomic.Int64
+			)
+			tr := newTransport(b, proxyauth.Config{
+				Proxies: []string{proxy.URL},
+				Base:    &http.Transport{MaxIdleConnsPerHost: storm},
+				Credentials: func(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
+					calls.Add(1)
+					mu.Lock()
+					defer mu.Unlock()
+					return proxyauth.Credentials{Username: user, Password: current}, nil
+				},
+			})
+			cl := &http.Client{Transport: tr}
+			benchGet(b, cl, o.plain.URL)
+			calls.Store(0)
+			var (
+				storms int
+				lat    latencies
+				failed atomic.Int64
+			)
+			for b.Loop() {
+				storms++
+				b.StopTimer()
+				tr.CloseIdleConnections()
+				if rotate {
+					mu.Lock()
+					current = "pass-" + strconv.Itoa(storms)
+					mu.Unlock()
+					proxy.SetCredentials(user, current)
+				}
+				b.StartTimer()
+				var wg sync.WaitGroup
+				for range storm {
+					wg.Go(func() {
+						if err := timedGet(b, cl, o.plain.URL, &lat); err != nil {
+							failed.Add(1)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d requests failed", n)
+			}
+			b.ReportMetric(float64(calls.Load())/float64(storms), "calls/storm")
+			b.ReportMetric(float64(lat.percentile(0.99).Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(lat.percentile(0.50).Microseconds())/1000, "p50-ms")
+		})
 	}
-	b.ReportMetric(float64(calls.Load())/float64(storms), "calls/storm")
 }
 
 // BenchmarkPoolPick measures choosing the first proxy of a request, which
@@ -156,76 +292,78 @@ func BenchmarkPoolPick(b *testing.B) {
 			proxies[i] = "http://127.0.0.1:" + strconv.Itoa(1024+i) // never dialed: picking sends nothing
 		}
 		for _, s := range []proxyauth.Strategy{proxyauth.Ordered, proxyauth.RoundRobin, proxyauth.Random, proxyauth.StickyHost} {
-			tr, err := proxyauth.New(proxyauth.Config{Proxies: proxies, Pool: proxyauth.PoolConfig{Strategy: s}})
-			if err != nil {
-				b.Fatal(err)
-			}
+			tr := newTransport(b, proxyauth.Config{Proxies: proxies, Pool: proxyauth.PoolConfig{Strategy: s}})
 			req := httptest.NewRequest(http.MethodGet, "http://shop.example/", nil)
-			b.Run(s.String()+"/"+strconv.Itoa(n), func(b *testing.B) {
+			b.Run("strategy="+s.String()+"/proxies="+strconv.Itoa(n), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					proxyauth.Pick(tr, req)
 				}
 			})
-			tr.Close()
 		}
 	}
 }
 
-// closingListener accepts connections and closes them at once: a proxy
-// that is up but broken, so that every request through it fails over.
-func closingListener(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	b.Cleanup(func() { l.Close(); <-done })
-	return l.Addr().String()
-}
-
-// BenchmarkFailover measures what a failing primary adds to a request
-// (https target: the primary accepts the connection and drops it before
-// answering the CONNECT; it is never ejected here, so every request pays),
-// against the same request through the fallback alone.
+// BenchmarkFailover measures what a failed primary adds to a request
+// through a pool of two, against the same request through the fallback
+// alone, the two sent in turn in each iteration. "refused": the primary
+// has gone down and refuses connections; it is never ejected here, so
+// every request tries it first. "black-holed": the primary accepts
+// connections and never answers; it was ejected by the request that found
+// it so, before the timing, and later requests go straight to the
+// fallback. added-p50-µs and added-p99-µs are the differences of the
+// percentiles of the two.
 func BenchmarkFailover(b *testing.B) {
-	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer origin.Close()
-	good := proxyauthtest.NewProxy(user, secret)
-	defer good.Close()
-	pu, _ := url.Parse(good.URL)
-	pu.User = url.UserPassword(user, secret)
-	base := origin.Client().Transport.(*http.Transport)
+	o := newBenchOrigins(b)
 	for _, c := range []struct {
-		name    string
-		proxies []string
+		primary, target string
 	}{
-		{"fallback-only", []string{pu.String()}},
-		{"failing-primary", []string{"http://" + closingListener(b), pu.String()}},
+		{"refused", "http"},
+		{"refused", "https"},
+		{"black-holed", "https"},
 	} {
-		tr, err := proxyauth.New(proxyauth.Config{Proxies: c.proxies, Base: base,
-			Pool: proxyauth.PoolConfig{EjectAfter: 1 << 30}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		cl := &http.Client{Transport: tr}
-		b.Run(c.name, func(b *testing.B) {
+		refused := c.primary == "refused"
+		b.Run("primary="+c.primary+"/target="+c.target, func(b *testing.B) {
+			fallback := newBenchProxy(b, nil, user, secret)
+			fu := withUser(b, fallback.URL, user, secret)
+			alone := &http.Client{Transport: newTransport(b, proxyauth.Config{Proxies: []string{fu}, Base: o.base()})}
+
+			var pool *proxyauth.Transport
+			if refused {
+				primary := newBenchProxy(b, nil, user, secret)
+				pool = newTransport(b, proxyauth.Config{
+					Proxies: []string{withUser(b, primary.URL, user, secret), fu}, Base: o.base(),
+					Pool: proxyauth.PoolConfig{EjectAfter: 1 << 30}})
+				benchGet(b, &http.Client{Transport: pool}, o.url(c.target)) // through the primary, which passes its probe
+				primary.Close()
+				pool.CloseIdleConnections()
+			} else {
+				pool = newTransport(b, proxyauth.Config{
+					Proxies: []string{"http://" + user + ":" + secret + "@" + blackHole(b), fu}, Base: o.base(),
+					ProxyTimeout: 200 * time.Millisecond,
+					Pool:         proxyauth.PoolConfig{EjectionTime: time.Hour, MaxEjectionTime: time.Hour}})
+			}
+			cl := &http.Client{Transport: pool}
+			benchGet(b, cl, o.url(c.target)) // fails over; the black hole is ejected
+			benchGet(b, alone, o.url(c.target))
+			if st := pool.Pool().Stats()[0]; !refused && st.State != proxyauth.StateEjected {
+				b.Fatalf("the black-holed primary is %v, not ejected", st.State)
+			}
+			var via, direct latencies
 			b.ReportAllocs()
 			for b.Loop() {
-				benchGet(b, cl, origin.URL)
-				tr.CloseIdleConnections() // a new tunnel, and so a new try of the primary, each time
+				if err := timedGet(b, alone, o.url(c.target), &direct); err != nil {
+					b.Fatal(err)
+				}
+				if err := timedGet(b, cl, o.url(c.target), &via); err != nil {
+					b.Fatal(err)
+				}
 			}
+			if st := pool.Pool().Stats()[0]; refused && st.Requests < uint64(b.N) {
+				b.Fatalf("the refused primary was tried %d times in %d iterations", st.Requests, b.N)
+			}
+			b.ReportMetric(float64((via.percentile(0.50)-direct.percentile(0.50)).Nanoseconds())/1000, "added-p50-µs")
+			b.ReportMetric(float64((via.percentile(0.99)-direct.percentile(0.99)).Nanoseconds())/1000, "added-p99-µs")
 		})
-		tr.Close()
 	}
 }

@@ -103,7 +103,7 @@ func newMappedProxy(t *testing.T, m map[string]string) *proxyauthtest.Proxy {
 }
 
 // withUser returns rawURL with the userinfo user:pass, percent-encoded.
-func withUser(t *testing.T, rawURL, user, pass string) string {
+func withUser(t testing.TB, rawURL, user, pass string) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -207,7 +207,7 @@ func proxyauthtestCreds(u, p string) proxyauthtest.Credentials {
 }
 
 // blackHole accepts TCP connections and never says anything.
-func blackHole(t *testing.T) string {
+func blackHole(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -84,7 +84,7 @@ type origins struct {
 	proxyAuth  int // requests that reached an origin with Proxy-Authorization
 }
 
-func newOrigins(t *testing.T, handler http.HandlerFunc) *origins {
+func newOrigins(t testing.TB, handler http.HandlerFunc) *origins {
 	o := &origins{}
 	h := func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Proxy-Authorization") != "" {
@@ -132,14 +132,14 @@ var targets = []struct {
 	tls  bool
 }{{"http", false}, {"https", true}}
 
-func withUser(t *testing.T, raw, u, p string) string {
+func withUser(t testing.TB, raw, u, p string) string {
 	pu, err := url.Parse(raw)
 	require.NoError(t, err)
 	pu.User = url.UserPassword(u, p)
 	return pu.String()
 }
 
-func newClient(t *testing.T, cfg proxyauth.Config) *http.Client {
+func newClient(t testing.TB, cfg proxyauth.Config) *http.Client {
 	tr, err := proxyauth.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { tr.Close() })

@@ -64,7 +64,7 @@ const (
 // in /usr/sbin (squid lives there and /usr/sbin is not always in a test's
 // PATH). When the program is missing the test is skipped, or failed when the
 // CI environment variable is set, with the apt-get command that installs it.
-func requireBinary(t *testing.T, name, debPackage string) string {
+func requireBinary(t testing.TB, name, debPackage string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
@@ -81,7 +81,7 @@ func requireBinary(t *testing.T, name, debPackage string) string {
 
 // phRequireFile is requireBinary for programs at a fixed path, such as
 // squid's authentication helpers.
-func phRequireFile(t *testing.T, path, debPackage string) string {
+func phRequireFile(t testing.TB, path, debPackage string) string {
 	t.Helper()
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
 		return path
@@ -90,7 +90,7 @@ func phRequireFile(t *testing.T, path, debPackage string) string {
 	return ""
 }
 
-func phMissing(t *testing.T, what, debPackage string) {
+func phMissing(t testing.TB, what, debPackage string) {
 	t.Helper()
 	msg := fmt.Sprintf("%s not found: install it with apt-get install -y %s", what, debPackage)
 	if os.Getenv("CI") != "" {
@@ -102,7 +102,7 @@ func phMissing(t *testing.T, what, debPackage string) {
 // phFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 // Another process may take it before the proxy binds it; the Start
 // functions retry on a new port when that happens.
-func phFreePort(t *testing.T) int {
+func phFreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -205,7 +205,7 @@ type phProcess struct {
 
 // phStart starts argv in its own process group, its output going to a
 // buffer, and registers a Cleanup that kills the group and waits.
-func phStart(t *testing.T, name string, argv ...string) *phProcess {
+func phStart(t testing.TB, name string, argv ...string) *phProcess {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = phEnv()
@@ -424,7 +424,7 @@ type Squid struct {
 // StartSquid writes a squid.conf from scratch into a new directory and runs
 // squid -N -d 1 on a free port of 127.0.0.1, returning once squid says it
 // accepts connections. squid and its helpers are killed in t.Cleanup.
-func StartSquid(t *testing.T, opts SquidOptions) *Squid {
+func StartSquid(t testing.TB, opts SquidOptions) *Squid {
 	t.Helper()
 	s := &Squid{bin: requireBinary(t, "squid", "squid"), opts: opts}
 	if opts.Basic {
@@ -755,7 +755,7 @@ var phTinyproxyToken = regexp.MustCompile(`^[-A-Za-z0-9._]+$`)
 // Basic credentials user/password (none when user is empty), allowing
 // 127.0.0.1 and CONNECT to any port. tinyproxy's config syntax limits user
 // and password to letters, digits, '-', '.' and '_'.
-func StartTinyproxy(t *testing.T, user, password string) *Tinyproxy {
+func StartTinyproxy(t testing.TB, user, password string) *Tinyproxy {
 	t.Helper()
 	bin := requireBinary(t, "tinyproxy", "tinyproxy")
 	if user != "" && (!phTinyproxyToken.MatchString(user) || !phTinyproxyToken.MatchString(password)) {
@@ -807,7 +807,7 @@ type Microsocks struct {
 // StartMicrosocks runs microsocks on a free port of 127.0.0.1, demanding
 // username/password authentication with user/password (none when user is
 // empty).
-func StartMicrosocks(t *testing.T, user, password string) *Microsocks {
+func StartMicrosocks(t testing.TB, user, password string) *Microsocks {
 	t.Helper()
 	bin := requireBinary(t, "microsocks", "microsocks")
 	for attempt := 1; ; attempt++ {
@@ -886,7 +886,7 @@ func phWaitSOCKS5(addr string, withAuth bool, exited <-chan struct{}) error {
 // ---------------------------------------------------------------- smoke tests of the helpers
 
 // phOrigin is a plain HTTP origin on loopback answering 200 "origin ok".
-func phOrigin(t *testing.T) *httptest.Server {
+func phOrigin(t testing.TB) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "origin ok")
@@ -896,7 +896,7 @@ func phOrigin(t *testing.T) *httptest.Server {
 }
 
 // phTLSOrigin is an HTTPS origin on a random port, reached through CONNECT.
-func phTLSOrigin(t *testing.T) *httptest.Server {
+func phTLSOrigin(t testing.TB) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "tls origin ok")
@@ -906,7 +906,7 @@ func phTLSOrigin(t *testing.T) *httptest.Server {
 }
 
 // phProxyURL is proxy with user:password as userinfo (none when user is "").
-func phProxyURL(t *testing.T, proxy, user, password string) *url.URL {
+func phProxyURL(t testing.TB, proxy, user, password string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(proxy)
 	require.NoError(t, err)
@@ -919,7 +919,7 @@ func phProxyURL(t *testing.T, proxy, user, password string) *url.URL {
 // phGet does one GET to target through proxy with a bare http.Transport
 // (tls is the origin whose certificate to trust, or nil). It returns the
 // response with its body read and closed.
-func phGet(t *testing.T, proxy *url.URL, target string, tls *httptest.Server) (*http.Response, string, error) {
+func phGet(t testing.TB, proxy *url.URL, target string, tls *httptest.Server) (*http.Response, string, error) {
 	t.Helper()
 	tr := &http.Transport{Proxy: http.ProxyURL(proxy), DisableKeepAlives: true}
 	if tls != nil {
@@ -943,7 +943,7 @@ func phGet(t *testing.T, proxy *url.URL, target string, tls *httptest.Server) (*
 
 // phCurlDigest fetches target through proxy with curl's Digest and returns
 // the HTTP status code curl saw.
-func phCurlDigest(t *testing.T, proxy, user, password, target string) int {
+func phCurlDigest(t testing.TB, proxy, user, password, target string) int {
 	t.Helper()
 	curl := requireBinary(t, "curl", "curl")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
