@@ -166,32 +166,49 @@ type Options struct {
 	Rand io.Reader // source of cnonce bytes; nil means crypto/rand.Reader (tests use a fixed reader)
 }
 
-// cnonceFunc returns a new client nonce.
-type cnonceFunc func() (string, error)
+// cnonceFunc appends a new client nonce to dst.
+type cnonceFunc func(dst []byte) ([]byte, error)
 
 // cnonceBytes is how many random bytes a cnonce carries.
 const cnonceBytes = 16
 
-// randCnonce returns a cnonceFunc reading from r. Reads from a caller's
-// reader are serialized, since it need not be safe for concurrent use.
+// randCnonce returns a cnonceFunc reading from r, or nil for crypto/rand
+// when r is nil. Reads from a caller's reader are serialized, since it need
+// not be safe for concurrent use.
 func randCnonce(r io.Reader) cnonceFunc {
-	var mu *sync.Mutex
 	if r == nil {
-		r = rand.Reader
-	} else {
-		mu = new(sync.Mutex)
+		return nil
 	}
-	return func() (string, error) {
+	var mu sync.Mutex
+	return func(dst []byte) ([]byte, error) {
 		var b [cnonceBytes]byte
-		if mu != nil {
-			mu.Lock()
-			defer mu.Unlock()
+		mu.Lock()
+		err := readFull(r, b[:])
+		mu.Unlock()
+		if err != nil {
+			return dst, fmt.Errorf("digest: generating a cnonce: %w", err)
 		}
-		if err := readFull(r, b[:]); err != nil {
-			return "", fmt.Errorf("digest: generating a cnonce: %w", err)
-		}
-		return hex.EncodeToString(b[:]), nil
+		return hex.AppendEncode(dst, b[:]), nil
 	}
+}
+
+// appendCnonce appends a new client nonce to dst. crypto/rand is called
+// directly rather than through a cnonceFunc, so that dst can stay on the
+// caller's stack.
+func (s *Session) appendCnonce(dst []byte) ([]byte, error) {
+	if s.gen != nil {
+		return s.gen(dst)
+	}
+	var b [cnonceBytes]byte
+	rand.Read(b[:]) // never fails: it crashes the program rather than return weak bytes
+	return hex.AppendEncode(dst, b[:]), nil
+}
+
+// newCnonce returns a new client nonce as a string.
+func (s *Session) newCnonce() (string, error) {
+	var buf [2 * cnonceBytes]byte
+	b, err := s.appendCnonce(buf[:0])
+	return string(b), err
 }
 
 // readFull is io.ReadFull that gives up on a reader that keeps returning no
@@ -240,6 +257,14 @@ type Session struct {
 	cnonce       string     // the session's cnonce for -sess algorithms
 	gen          cnonceFunc // cnonce source
 	nc           atomic.Uint64
+
+	// Set by prepare: the header value up to `uri=`, from the uri to the
+	// response value, and after the cnonce; and the response hash's input
+	// up to the nc.
+	head, mid, tail string
+	respPrefix      string
+	kind            hashKind
+	bad             string // a parameter that cannot be sent (a nonce from Authentication-Info); "" if none
 }
 
 // NewSession returns a Session answering challenge c with the given
@@ -284,14 +309,90 @@ func newSession(c *Challenge, username, password string, gen cnonceFunc) (*Sessi
 	s.secret = s.h(username + ":" + c.Realm + ":" + password)
 	s.ha1 = s.secret
 	if sess {
-		cn, err := gen()
+		cn, err := s.newCnonce()
 		if err != nil {
 			return nil, err
 		}
 		s.cnonce = cn
 		s.ha1 = s.h(s.secret + ":" + c.Nonce + ":" + cn)
 	}
+	s.prepare()
 	return s, nil
+}
+
+// prepare computes the parts of every answer that do not change from one
+// request to the next: the header's fixed parameters and the start of the
+// response's hash input. Authorize then works in buffers of its own, which
+// keeps it to one allocation, the header value.
+func (s *Session) prepare() {
+	w := headerWriter{}
+	w.b.WriteString("Digest ")
+	if s.usernameStar {
+		w.name("username*")
+		w.b.WriteString("UTF-8''")
+		w.b.WriteString(encodeRFC8187(s.username))
+	} else {
+		w.quoted("username", s.username)
+	}
+	w.quoted("realm", s.c.Realm)
+	w.quoted("nonce", s.c.Nonce)
+	w.name("uri")
+	s.head, s.bad = w.b.String(), w.bad
+
+	w = headerWriter{first: true}
+	if s.c.Algorithm != "" {
+		w.token("algorithm", s.c.Algorithm)
+	}
+	w.name("response")
+	s.mid = w.b.String()
+
+	w = headerWriter{first: true}
+	if s.c.Opaque != "" {
+		w.quoted("opaque", s.c.Opaque)
+	}
+	if s.c.UserHash {
+		w.token("userhash", "true")
+	}
+	s.tail = w.b.String()
+	if s.bad == "" {
+		s.bad = w.bad
+	}
+	s.respPrefix = s.ha1 + ":" + s.c.Nonce + ":"
+	s.kind = kindOf(s.c.Algorithm)
+}
+
+// hashKind names the hash of an algorithm, for appendSum.
+type hashKind uint8
+
+const (
+	hashMD5 hashKind = iota
+	hashSHA256
+	hashSHA512_256
+)
+
+func kindOf(algorithm string) hashKind {
+	switch strings.TrimSuffix(asciiLower(algorithm), "-sess") {
+	case "sha-256":
+		return hashSHA256
+	case "sha-512-256":
+		return hashSHA512_256
+	}
+	return hashMD5
+}
+
+// appendSum appends the lower-case hex hash of data to dst. The one-shot
+// sums of the standard library allocate nothing, where a hash.Hash would.
+func appendSum(k hashKind, dst, data []byte) []byte {
+	switch k {
+	case hashSHA256:
+		h := sha256.Sum256(data)
+		return hex.AppendEncode(dst, h[:])
+	case hashSHA512_256:
+		h := sha512.Sum512_256(data)
+		return hex.AppendEncode(dst, h[:])
+	}
+	h := md5.Sum(data)
+	return hex.AppendEncode(dst, h[:])
 }
 
 // h returns the lower-case hex digest of v.
@@ -330,63 +431,88 @@ func (s *Session) Authorize(method, uri string, hasBody bool, getBody func() (io
 		return "", errors.New("digest: the challenge offers neither qop=auth nor qop=auth-int")
 	}
 
-	a2 := method + ":" + uri
-	if qop == "auth-int" {
-		a2 += ":" + bodyHash
+	bad := s.bad
+	if bad == "" && !quotable(uri) {
+		bad = "uri"
 	}
-	ha2 := s.h(a2)
+	if bad != "" {
+		return "", fmt.Errorf("digest: the %s contains a character that cannot be sent in a quoted-string", bad)
+	}
+	var (
+		buf      [256]byte // the hash inputs, reused; a longer one spills to the heap
+		ha2, res [2 * sha256.Size]byte
+		ncBuf    [8]byte
+		cnBuf    [2 * cnonceBytes]byte
+	)
+	in := append(buf[:0], method...)
+	in = append(in, ':')
+	in = append(in, uri...)
+	if qop == "auth-int" {
+		in = append(in, ':')
+		in = append(in, bodyHash...)
+	}
+	h2 := appendSum(s.kind, ha2[:0], in)
 
-	var response, nc, cnonce string
-	if qop == "" {
-		response = s.h(s.ha1 + ":" + s.c.Nonce + ":" + ha2)
-	} else {
+	var nc, cnonce []byte
+	in = append(in[:0], s.respPrefix...)
+	if qop != "" {
 		n := s.nc.Add(1)
 		if n > 0xffffffff {
 			return "", errors.New("digest: the nonce count is exhausted; a new nonce is needed")
 		}
-		nc = fmt.Sprintf("%08x", n)
+		nc = appendNC(ncBuf[:0], uint32(n))
 		if s.sess {
-			cnonce = s.cnonce
+			cnonce = append(cnBuf[:0], s.cnonce...)
 		} else {
 			var err error
-			if cnonce, err = s.gen(); err != nil {
+			if cnonce, err = s.appendCnonce(cnBuf[:0]); err != nil {
 				return "", err
 			}
 		}
-		response = s.h(s.ha1 + ":" + s.c.Nonce + ":" + nc + ":" + cnonce + ":" + qop + ":" + ha2)
+		in = append(in, nc...)
+		in = append(in, ':')
+		in = append(in, cnonce...)
+		in = append(in, ':')
+		in = append(in, qop...)
+		in = append(in, ':')
 	}
+	in = append(in, h2...)
+	response := appendSum(s.kind, res[:0], in)
 
-	w := headerWriter{}
-	w.b.WriteString("Digest ")
-	if s.usernameStar {
-		w.name("username*")
-		w.b.WriteString("UTF-8''")
-		w.b.WriteString(encodeRFC8187(s.username))
-	} else {
-		w.quoted("username", s.username)
-	}
-	w.quoted("realm", s.c.Realm)
-	w.quoted("nonce", s.c.Nonce)
-	w.quoted("uri", uri)
-	if s.c.Algorithm != "" {
-		w.token("algorithm", s.c.Algorithm)
-	}
-	w.quoted("response", response)
+	var b strings.Builder
+	b.Grow(len(s.head) + len(uri) + quoteCount(uri) + len(s.mid) + len(response) + len(qop) + len(cnonce) + len(s.tail) + 32)
+	b.WriteString(s.head)
+	writeQuoted(&b, uri)
+	b.WriteString(s.mid)
+	b.WriteByte('"')
+	b.Write(response)
+	b.WriteByte('"')
 	if qop != "" {
-		w.token("qop", qop)
-		w.token("nc", nc)
-		w.quoted("cnonce", cnonce)
+		b.WriteString(", qop=")
+		b.WriteString(qop)
+		b.WriteString(", nc=")
+		b.Write(nc)
+		b.WriteString(", cnonce=\"")
+		b.Write(cnonce)
+		b.WriteByte('"')
 	}
-	if s.c.Opaque != "" {
-		w.quoted("opaque", s.c.Opaque)
+	b.WriteString(s.tail)
+	return b.String(), nil
+}
+
+// appendNC appends n as the eight lower-case hex digits of an nc.
+func appendNC(dst []byte, n uint32) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 28; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[n>>uint(shift)&0xf])
 	}
-	if s.c.UserHash {
-		w.token("userhash", "true")
-	}
-	if w.bad != "" {
-		return "", fmt.Errorf("digest: the %s contains a character that cannot be sent in a quoted-string", w.bad)
-	}
-	return w.b.String(), nil
+	return dst
+}
+
+// quoteCount returns how many bytes of v need a backslash in a
+// quoted-string.
+func quoteCount(v string) int {
+	return strings.Count(v, `"`) + strings.Count(v, `\`)
 }
 
 // hashBody returns the hex hash of the request body for qop=auth-int.
@@ -439,11 +565,12 @@ func (s *Session) WithNonce(nonce string) *Session {
 	}
 	n.c.Nonce = nonce
 	if n.sess {
-		if cn, err := n.gen(); err == nil {
+		if cn, err := n.newCnonce(); err == nil {
 			n.cnonce = cn
 		}
 		n.ha1 = n.h(n.secret + ":" + nonce + ":" + n.cnonce)
 	}
+	n.prepare()
 	return n
 }
 
@@ -479,14 +606,19 @@ func (w *headerWriter) quoted(n, v string) {
 		w.bad = n
 	}
 	w.name(n)
-	w.b.WriteByte('"')
+	writeQuoted(&w.b, v)
+}
+
+// writeQuoted writes v as a quoted-string, with '"' and '\' escaped.
+func writeQuoted(b *strings.Builder, v string) {
+	b.WriteByte('"')
 	for i := 0; i < len(v); i++ {
 		if v[i] == '"' || v[i] == '\\' {
-			w.b.WriteByte('\\')
+			b.WriteByte('\\')
 		}
-		w.b.WriteByte(v[i])
+		b.WriteByte(v[i])
 	}
-	w.b.WriteByte('"')
+	b.WriteByte('"')
 }
 
 // token writes n=v unquoted.

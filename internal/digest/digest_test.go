@@ -15,7 +15,7 @@ import (
 
 // fixedCnonce is a cnonce source that always returns cn.
 func fixedCnonce(cn string) cnonceFunc {
-	return func() (string, error) { return cn, nil }
+	return func(dst []byte) ([]byte, error) { return append(dst, cn...), nil }
 }
 
 // hx hashes s with the named algorithm's hash, independently of the package.
