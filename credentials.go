@@ -45,6 +45,11 @@ type session struct {
 	scheme    Scheme     // nil for SOCKS5
 	challenge *Challenge // what auth answers; nil before any challenge
 	auth      Authorizer // nil for SOCKS5
+
+	// proxyURL is the proxy's URL with the credentials as userinfo, for
+	// net/http to send: set for SOCKS5 and for Basic, nil otherwise. It
+	// never appears in an error or a log line.
+	proxyURL *url.URL
 }
 
 func newAuthState(proxy *url.URL, socks bool, fixed *Credentials, fn CredentialsFunc, onChange func()) *authState {

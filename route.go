@@ -42,9 +42,13 @@ type route struct {
 type attemptKey struct{}
 
 // attempt carries what one request sent to the proxy tells the route's
-// hooks, through the request's context (net/http keeps the context's values
-// for the dial), and what the hooks saw of the CONNECT.
+// hooks, and what the hooks saw of the CONNECT. It is the context of the
+// request sent to the inner Transport, over the caller's (net/http keeps
+// the context's values for the dial): being the context itself saves the
+// allocation of a context.WithValue on every request.
 type attempt struct {
+	context.Context // the caller's
+
 	sess       *session // credentials for the proxy hop; nil for none
 	callerAuth string   // a Proxy-Authorization value the caller set; it takes the place of sess
 	last       bool     // no attempt follows this one, whatever the answer
@@ -59,6 +63,7 @@ type attempt struct {
 	// the failure is then the connection's, and the origin may have seen
 	// the request.
 	gotConn atomic.Bool
+	trace   httptrace.ClientTrace // reports gotConn, for tunnels
 
 	// The dial may go on in net/http's goroutine after RoundTrip has
 	// returned, hence atomics.
@@ -68,6 +73,15 @@ type attempt struct {
 }
 
 func (a *attempt) gotConnection(httptrace.GotConnInfo) { a.gotConn.Store(true) }
+
+// Value returns the attempt for attemptKey, and the caller's values
+// otherwise.
+func (a *attempt) Value(key any) any {
+	if key == (attemptKey{}) {
+		return a
+	}
+	return a.Context.Value(key)
+}
 
 func attemptFrom(ctx context.Context) *attempt {
 	a, _ := ctx.Value(attemptKey{}).(*attempt)
@@ -112,10 +126,13 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 	r.auth.obs = obs
 	proxyURL := spec.url
 	t.Proxy = func(req *http.Request) (*url.URL, error) {
-		if a := attemptFrom(req.Context()); a != nil && a.sess != nil && spec.socks() {
-			u := *proxyURL
-			u.User = url.UserPassword(a.sess.creds.Username, a.sess.creds.Password)
-			return &u, nil
+		// A session's URL carries its credentials: net/http sends them in
+		// the SOCKS5 handshake, and for a plain request through an HTTP
+		// proxy as Basic, which spares cloning the request to add the
+		// field. For a tunnel, GetProxyConnectHeader adds them.
+		if a := attemptFrom(req.Context()); a != nil && a.sess != nil && a.sess.proxyURL != nil &&
+			(spec.socks() || req.URL.Scheme == "http") {
+			return a.sess.proxyURL, nil
 		}
 		return proxyURL, nil
 	}
@@ -413,12 +430,17 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	socks := r.spec.socks()
 	plain := !socks && req.URL.Scheme == "http"
 	a.tunnel = !socks && !plain
-	ctx := context.WithValue(req.Context(), attemptKey{}, a)
+	a.Context = req.Context()
+	var ctx context.Context = a
 	if a.tunnel {
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: a.gotConnection})
+		a.trace.GotConn = a.gotConnection
+		ctx = httptrace.WithClientTrace(ctx, &a.trace)
 	}
+	// A Basic session's credentials go in the proxy URL (see the Proxy
+	// hook), unless the caller's own field takes their place.
+	viaURL := plain && a.callerAuth == "" && a.sess != nil && a.sess.proxyURL != nil
 	var header string
-	if plain {
+	if plain && !viaURL {
 		var err error
 		header, err = a.proxyAuthorization(AuthRequest{
 			Method: req.Method, URI: requestTarget(req),
@@ -468,7 +490,7 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
 		drain(resp.Body, r.timeout)
-		return nil, r.authError(resp, false, header != ""), nil
+		return nil, r.authError(resp, false, header != "" || viaURL), nil
 	}
 	return resp, nil, nil
 }
@@ -495,7 +517,7 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 	}
 	switch {
 	case r.spec.socks():
-		return &session{version: cur.version, creds: cur.creds}, nil
+		return r.withURL(&session{version: cur.version, creds: cur.creds}), nil
 	case acc != nil:
 		// The credentials changed since the proxy accepted acc: answer
 		// the same challenge with the new ones.
@@ -507,7 +529,7 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 	if err != nil || auth == nil {
 		return nil, err
 	}
-	return &session{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}, nil
+	return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}), nil
 }
 
 // start returns a session of scheme answering c with cur.
@@ -516,7 +538,18 @@ func (r *route) start(scheme Scheme, c *Challenge, cur *versioned) (*session, er
 	if err != nil || auth == nil {
 		return nil, err
 	}
-	return &session{version: cur.version, creds: cur.creds, scheme: scheme, challenge: c, auth: auth}, nil
+	return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: scheme, challenge: c, auth: auth}), nil
+}
+
+// withURL sets the proxy URL with s's credentials in it, for a SOCKS5
+// session or a Basic one, and returns s.
+func (r *route) withURL(s *session) *session {
+	if _, basic := s.scheme.(basicScheme); basic || r.spec.socks() {
+		u := *r.spec.url
+		u.User = url.UserPassword(s.creds.Username, s.creds.Password)
+		s.proxyURL = &u
+	}
+	return s
 }
 
 // nextSession returns the credentials to answer a 407 with, given what the
@@ -568,7 +601,7 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 		return nil, errSameCredentials
 	}
 	if r.spec.socks() {
-		return &session{version: cur.version, creds: cur.creds}, nil
+		return r.withURL(&session{version: cur.version, creds: cur.creds}), nil
 	}
 	return r.start(scheme, ch, cur)
 }
