@@ -15,6 +15,6 @@ func WaitForProbes(t *Transport) { t.pool.wg.Wait() }
 // Pick returns the index of the proxy that t's pool would try first for
 // req.
 func Pick(t *Transport, req *http.Request) int {
-	rot, pos := t.pool.start(req)
+	rot, pos := t.pool.start(req, t.pool.now())
 	return rot.in[pos].index
 }

@@ -327,8 +327,8 @@ func (p *Pool) rebuild() {
 
 // start returns the snapshot to pick from and the position of the first
 // proxy to try for req.
-func (p *Pool) start(req *http.Request) (*rotation, int) {
-	if now := p.now().UnixNano(); now >= p.nextDue.Load() {
+func (p *Pool) start(req *http.Request, now time.Time) (*rotation, int) {
+	if now.UnixNano() >= p.nextDue.Load() {
 		p.probeDue()
 	}
 	rot := p.rot.Load()
@@ -351,7 +351,8 @@ func (p *Pool) start(req *http.Request) (*rotation, int) {
 // roundTrip sends req through the pool's proxies, failing over as the
 // rules in PoolConfig allow.
 func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
-	rot, pos := p.start(req)
+	now := p.now()
+	rot, pos := p.start(req, now)
 	tries := min(p.maxPerReq, len(rot.in))
 	single := len(p.members) == 1
 	var (
@@ -382,7 +383,10 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 			try.Body = body
 		}
 		bodyUsed = true
-		start := p.now()
+		start := now
+		if i > 0 {
+			start = p.now()
+		}
 		resp, err := m.route.roundTrip(try)
 		m.observe(start, resp, err, single)
 		if err == nil {
