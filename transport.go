@@ -241,7 +241,7 @@ func withoutProxyAuth(req *http.Request) *http.Request {
 // would send as they are.
 func proxyAuthorization(h http.Header) (string, bool) {
 	for k, v := range h {
-		if strings.EqualFold(k, "Proxy-Authorization") {
+		if isProxyAuthorization(k) {
 			if len(v) > 0 {
 				return v[0], true
 			}
@@ -255,10 +255,27 @@ func proxyAuthorization(h http.Header) (string, bool) {
 // whatever its case.
 func deleteProxyAuthorization(h http.Header) {
 	for k := range h {
-		if strings.EqualFold(k, "Proxy-Authorization") {
+		if isProxyAuthorization(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// isProxyAuthorization reports whether a proxy would read the header key
+// k as Proxy-Authorization: the same bytes but for ASCII case. (Unicode
+// folding would also match keys that net/http refuses to send.) The
+// length is compared first: this runs for every key of every request.
+func isProxyAuthorization(k string) bool {
+	const name = "proxy-authorization"
+	if len(k) != len(name) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := k[i]; c != name[i] && !('A' <= c && c <= 'Z' && c+'a'-'A' == name[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func closeBody(req *http.Request) {
