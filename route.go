@@ -63,7 +63,7 @@ type attempt struct {
 	// the failure is then the connection's, and the origin may have seen
 	// the request.
 	gotConn atomic.Bool
-	trace   httptrace.ClientTrace // reports gotConn, for tunnels
+	trace   *httptrace.ClientTrace // reports gotConn; nil for a plain request
 
 	// The dial may go on in net/http's goroutine after RoundTrip has
 	// returned, hence atomics.
@@ -73,6 +73,21 @@ type attempt struct {
 }
 
 func (a *attempt) gotConnection(httptrace.GotConnInfo) { a.gotConn.Store(true) }
+
+// newAttempt returns an attempt sending sess. A tunnel's carries a
+// ClientTrace, in the same allocation; a plain request's, which has no
+// use for one, is the smaller for it.
+func newAttempt(tunnel bool, sess *session) *attempt {
+	if !tunnel {
+		return &attempt{sess: sess}
+	}
+	t := &struct {
+		a     attempt
+		trace httptrace.ClientTrace
+	}{}
+	t.a.sess, t.a.trace = sess, &t.trace
+	return &t.a
+}
 
 // Value returns the attempt for attemptKey, and the caller's values
 // otherwise.
@@ -336,7 +351,7 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 	socks := r.spec.socks()
 	tunnel := !socks && req.URL.Scheme != "http"
 	callerAuth, callerSet := proxyAuthorization(req.Header)
-	a := &attempt{}
+	a := newAttempt(tunnel, nil)
 	if callerAuth != "" && !socks {
 		// The caller chose the credentials for this request: send them,
 		// and leave any 407 to the caller.
@@ -386,7 +401,7 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 			pae.Err = ErrBodyNotReplayable
 			return nil, pae
 		}
-		a = &attempt{sess: next}
+		a = newAttempt(tunnel, next)
 	}
 }
 
@@ -434,7 +449,7 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	var ctx context.Context = a
 	if a.tunnel {
 		a.trace.GotConn = a.gotConnection
-		ctx = httptrace.WithClientTrace(ctx, &a.trace)
+		ctx = httptrace.WithClientTrace(ctx, a.trace)
 	}
 	// A Basic session's credentials go in the proxy URL (see the Proxy
 	// hook), unless the caller's own field takes their place.
