@@ -114,50 +114,60 @@ func warm(b *testing.B, cl *http.Client, target string, n int) {
 	}
 }
 
-// BenchmarkSteady is the hot path: requests through a proxy that has
-// accepted the credentials already, to an http:// target (a request to the
-// proxy each) and an https:// target (one request in a tunnel that stays
-// open), sequential and parallel. The clients are a bare *http.Transport
-// with static Basic credentials, proxyauth sending Basic at once, and
-// proxyauth answering the proxy's Digest challenge (a Digest value for
-// every http:// request; for https:// only on the CONNECT). One proxy
-// offers both schemes, so the three clients share it.
-func BenchmarkSteady(b *testing.B) {
-	o := newBenchOrigins(b)
-	digest := proxyauthtest.NewDigest()
-	digest.RotateNonceEvery(10000) // a nextnonce now and then; the proxy keeps the counts of one nonce
-	proxy := newBenchProxy(b, proxyauthtest.Multi(proxyauthtest.Basic{}, digest), user, secret)
-	pu, _ := url.Parse(withUser(b, proxy.URL, user, secret))
+// benchClient makes a client of one kind afresh for each sub-benchmark, so
+// that none runs among the connections and heap of those before it: the
+// order of the sub-benchmarks moves their figures by a few percent
+// otherwise.
+type benchClient struct {
+	name string
+	make func(b *testing.B) *http.Client
+}
 
-	bare := o.base()
-	bare.Proxy = http.ProxyURL(pu)
-	b.Cleanup(bare.CloseIdleConnections)
-	clients := []struct {
-		name string
-		rt   http.RoundTripper
-	}{
-		{"bare", bare},
-		{"basic", newTransport(b, proxyauth.Config{Proxies: []string{pu.String()}, Base: o.base()})},
-		{"digest", newTransport(b, proxyauth.Config{Proxies: []string{pu.String()}, Base: o.base(),
-			Schemes: []proxyauth.Scheme{proxyauth.Digest()}})},
+// benchClients are the clients compared: a bare *http.Transport with
+// static Basic credentials, proxyauth sending Basic at once, and proxyauth
+// answering the proxy's Digest challenge (a Digest value for every http://
+// request; for https:// only on the CONNECT). base gives each its own
+// *http.Transport with the same settings.
+func benchClients(proxyURL string, base func() *http.Transport) []benchClient {
+	return []benchClient{
+		{"bare", func(b *testing.B) *http.Client {
+			u, _ := url.Parse(proxyURL)
+			t := base()
+			t.Proxy = http.ProxyURL(u)
+			b.Cleanup(t.CloseIdleConnections)
+			return &http.Client{Transport: t}
+		}},
+		{"basic", func(b *testing.B) *http.Client {
+			return &http.Client{Transport: newTransport(b, proxyauth.Config{Proxies: []string{proxyURL}, Base: base()})}
+		}},
+		{"digest", func(b *testing.B) *http.Client {
+			return &http.Client{Transport: newTransport(b, proxyauth.Config{Proxies: []string{proxyURL}, Base: base(),
+				Schemes: []proxyauth.Scheme{proxyauth.Digest()}})}
+		}},
 	}
+}
+
+// steady runs the sub-benchmarks target=T/run=seq|parallel/client=C for
+// each target URL and client, with 8 goroutines in parallel.
+func steady(b *testing.B, targets map[string]string, clients []benchClient) {
 	for _, target := range []string{"http", "https"} {
+		u := targets[target]
 		for _, run := range []string{"seq", "parallel"} {
 			for _, c := range clients {
-				cl := &http.Client{Transport: c.rt}
-				warm(b, cl, o.url(target), 8)
 				b.Run("target="+target+"/run="+run+"/client="+c.name, func(b *testing.B) {
+					cl := c.make(b)
+					warm(b, cl, u, 8)
 					b.ReportAllocs()
 					if run == "seq" {
 						for b.Loop() {
-							benchGet(b, cl, o.url(target))
+							benchGet(b, cl, u)
 						}
 						return
 					}
 					b.SetParallelism(4)
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
-							if err := getOK(cl, o.url(target)); err != nil {
+							if err := getOK(cl, u); err != nil {
 								b.Error(err)
 								return
 							}
@@ -169,45 +179,67 @@ func BenchmarkSteady(b *testing.B) {
 	}
 }
 
+// BenchmarkSteady is the hot path: requests through a proxy that has
+// accepted the credentials already, to an http:// target (a request to the
+// proxy each) and an https:// target (one request in a tunnel that stays
+// open), sequential and parallel, with the benchClients. One proxy offers
+// Basic and Digest, so the three share it.
+func BenchmarkSteady(b *testing.B) {
+	o := newBenchOrigins(b)
+	steady(b, map[string]string{"http": o.plain.URL, "https": o.tls.URL}, benchClients(benchProxyURL(b), o.base))
+}
+
+// benchProxyURL starts a benchProxy that offers Basic and Digest and
+// returns its URL with the credentials.
+func benchProxyURL(b *testing.B) string {
+	digest := proxyauthtest.NewDigest()
+	digest.RotateNonceEvery(10000) // a nextnonce now and then; the proxy keeps the counts of one nonce
+	proxy := newBenchProxy(b, proxyauthtest.Multi(proxyauthtest.Basic{}, digest), user, secret)
+	return withUser(b, proxy.URL, user, secret)
+}
+
 // BenchmarkPaired measures the throughput of proxyauth as a share of the
 // bare Transport's, the two taking turns within each iteration, so that
 // the drift of a shared machine, which moves BenchmarkSteady's figures by
-// several percent from one run to the next, hits both alike. Sequential:
+// several percent from one run to the next, hits both alike; through the
+// benchProxy and through the nullProxy (where the client's own work is
+// most of the time, so that the ratio is the harshest). Sequential:
 // one request each, timed one by one. Parallel: a batch of 64 requests
 // from 8 goroutines each, timed as a whole. ratio is the bare Transport's
 // time over proxyauth's: 1 means the same throughput, 0.98 is 2% less.
 // client=bare pairs the bare Transport with another one: its ratio, which
-// should be 1, shows the error of the method.
+// should be 1, shows the error of the method. Both clients of a pair are
+// made afresh for it.
 func BenchmarkPaired(b *testing.B) {
 	o := newBenchOrigins(b)
-	digest := proxyauthtest.NewDigest()
-	digest.RotateNonceEvery(10000)
-	proxy := newBenchProxy(b, proxyauthtest.Multi(proxyauthtest.Basic{}, digest), user, secret)
-	pu, _ := url.Parse(withUser(b, proxy.URL, user, secret))
-	bare := o.base()
-	bare.Proxy = http.ProxyURL(pu)
-	b.Cleanup(bare.CloseIdleConnections)
-	bareClient := &http.Client{Transport: bare}
-	control := o.base()
-	control.Proxy = http.ProxyURL(pu)
-	b.Cleanup(control.CloseIdleConnections)
-	clients := []struct {
-		name string
-		cl   *http.Client
-	}{
-		{"bare", &http.Client{Transport: control}}, // the control: a second bare Transport, whose ratio shows the method's own error
-		{"basic", &http.Client{Transport: newTransport(b, proxyauth.Config{Proxies: []string{pu.String()}, Base: o.base()})}},
-		{"digest", &http.Client{Transport: newTransport(b, proxyauth.Config{Proxies: []string{pu.String()}, Base: o.base(),
-			Schemes: []proxyauth.Scheme{proxyauth.Digest()}})}},
+	null := newNullProxy(b)
+	nullBase := func() *http.Transport {
+		return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: null.Roots}, MaxIdleConnsPerHost: 64}
 	}
+	for _, p := range []struct {
+		name    string
+		targets map[string]string
+		clients []benchClient
+	}{
+		{"bench", map[string]string{"http": o.plain.URL, "https": o.tls.URL}, benchClients(benchProxyURL(b), o.base)},
+		{"null", map[string]string{"http": "http://127.0.0.1:9/", "https": "https://127.0.0.1:9/"},
+			benchClients(withUser(b, null.URL, user, secret), nullBase)},
+	} {
+		b.Run("proxy="+p.name, func(b *testing.B) { paired(b, p.targets, p.clients) })
+	}
+}
+
+// paired runs BenchmarkPaired's sub-benchmarks through one proxy.
+func paired(b *testing.B, targets map[string]string, clients []benchClient) {
 	const workers, batch = 8, 64
 	for _, target := range []string{"http", "https"} {
-		u := o.url(target)
-		warm(b, bareClient, u, workers)
+		u := targets[target]
 		for _, run := range []string{"seq", "parallel"} {
 			for _, c := range clients {
-				warm(b, c.cl, u, workers)
 				b.Run("target="+target+"/run="+run+"/client="+c.name, func(b *testing.B) {
+					bareClient, ours := clients[0].make(b), c.make(b)
+					warm(b, bareClient, u, workers)
+					warm(b, ours, u, workers)
 					var bareTime, ourTime time.Duration
 					timed := func(cl *http.Client) time.Duration {
 						start := time.Now()
@@ -237,9 +269,9 @@ func BenchmarkPaired(b *testing.B) {
 					for i := 0; b.Loop(); i++ {
 						if i%2 == 0 { // each goes first in turn
 							bareTime += timed(bareClient)
-							ourTime += timed(c.cl)
+							ourTime += timed(ours)
 						} else {
-							ourTime += timed(c.cl)
+							ourTime += timed(ours)
 							bareTime += timed(bareClient)
 						}
 					}
@@ -255,6 +287,20 @@ func BenchmarkPaired(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkClientCost is BenchmarkSteady through a nullProxy, which
+// answers at once and checks nothing, so that the client's own work is
+// most of what is timed: the harshest view of what proxyauth adds to a
+// bare Transport, and of what Digest adds to Basic, per request. The
+// targets, 127.0.0.1:9, are never dialed: the nullProxy answers for them.
+func BenchmarkClientCost(b *testing.B) {
+	p := newNullProxy(b)
+	base := func() *http.Transport {
+		return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Roots}, MaxIdleConnsPerHost: 64}
+	}
+	steady(b, map[string]string{"http": "http://127.0.0.1:9/", "https": "https://127.0.0.1:9/"},
+		benchClients(withUser(b, p.URL, user, secret), base))
 }
 
 // BenchmarkAuthorize measures making one Proxy-Authorization value, which
