@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -65,7 +66,13 @@ func newBenchOrigins(b *testing.B) *benchOrigins {
 		}
 		io.WriteString(w, "ok")
 	})
-	o := &benchOrigins{plain: httptest.NewServer(h), tls: httptest.NewTLSServer(h), roots: x509.NewCertPool()}
+	o := &benchOrigins{plain: httptest.NewUnstartedServer(h), tls: httptest.NewUnstartedServer(h), roots: x509.NewCertPool()}
+	for _, s := range []*httptest.Server{o.plain, o.tls} {
+		// Handshakes that a closing client cuts short are expected here.
+		s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	}
+	o.plain.Start()
+	o.tls.StartTLS()
 	o.roots.AddCert(o.tls.Certificate())
 	b.Cleanup(o.plain.Close)
 	b.Cleanup(o.tls.Close)
@@ -301,6 +308,47 @@ func BenchmarkClientCost(b *testing.B) {
 	}
 	steady(b, map[string]string{"http": "http://127.0.0.1:9/", "https": "https://127.0.0.1:9/"},
 		benchClients(withUser(b, p.URL, user, secret), base))
+}
+
+// BenchmarkClientTimeout is BenchmarkPaired's sequential http:// case
+// through the nullProxy with http.Client.Timeout set, as scrapers often
+// have it. net/http then treats a RoundTripper that is not its own
+// Transport the old way, with a goroutine and a timer per request, which
+// the bare Transport does not pay: ratio shows what that costs here.
+func BenchmarkClientTimeout(b *testing.B) {
+	null := newNullProxy(b)
+	clients := benchClients(withUser(b, null.URL, user, secret), func() *http.Transport {
+		return &http.Transport{MaxIdleConnsPerHost: 64}
+	})
+	for _, timeout := range []time.Duration{0, 30 * time.Second} {
+		b.Run("timeout="+timeout.String(), func(b *testing.B) {
+			bare, ours := clients[0].make(b), clients[1].make(b)
+			bare.Timeout, ours.Timeout = timeout, timeout
+			const u = "http://127.0.0.1:9/"
+			warm(b, bare, u, 1)
+			warm(b, ours, u, 1)
+			var bareTime, ourTime time.Duration
+			timed := func(cl *http.Client) time.Duration {
+				start := time.Now()
+				benchGet(b, cl, u)
+				return time.Since(start)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%2 == 0 {
+					bareTime += timed(bare)
+					ourTime += timed(ours)
+				} else {
+					ourTime += timed(ours)
+					bareTime += timed(bare)
+				}
+			}
+			b.ReportMetric(float64(bareTime)/float64(ourTime), "ratio")
+			b.ReportMetric(float64(bareTime.Nanoseconds())/float64(b.N), "bare-ns/req")
+			b.ReportMetric(float64(ourTime.Nanoseconds())/float64(b.N), "ns/req")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
 
 // BenchmarkAuthorize measures making one Proxy-Authorization value, which
