@@ -468,25 +468,16 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 			return nil, nil, &ProxyAuthError{Proxy: r.spec.url, Attempts: n - 1, Err: err}
 		}
 	}
-	var out *http.Request
-	if n > 1 || callerSet || header != "" {
-		out = req.Clone(ctx)
-		if out.Header == nil {
-			out.Header = make(http.Header)
+	out := req.WithContext(ctx)
+	if callerSet || header != "" {
+		out.Header = headerWith(req.Header, header)
+	}
+	if n > 1 && req.Body != nil && req.Body != http.NoBody {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, nil, &ProxyAuthError{Proxy: r.spec.url, Attempts: n - 1, Err: err}
 		}
-		deleteProxyAuthorization(out.Header)
-		if header != "" {
-			out.Header.Set("Proxy-Authorization", header)
-		}
-		if n > 1 && req.Body != nil && req.Body != http.NoBody {
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, nil, &ProxyAuthError{Proxy: r.spec.url, Attempts: n - 1, Err: err}
-			}
-			out.Body = body
-		}
-	} else {
-		out = req.WithContext(ctx)
+		out.Body = body
 	}
 	resp, err := r.rt.Load().RoundTrip(out)
 	if err != nil {
