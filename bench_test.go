@@ -247,7 +247,6 @@ func paired(b *testing.B, targets map[string]string, clients []benchClient) {
 					bareClient, ours := clients[0].make(b), c.make(b)
 					warm(b, bareClient, u, workers)
 					warm(b, ours, u, workers)
-					var bareTime, ourTime time.Duration
 					timed := func(cl *http.Client) time.Duration {
 						start := time.Now()
 						if run == "seq" {
@@ -273,27 +272,38 @@ func paired(b *testing.B, targets map[string]string, clients []benchClient) {
 						}
 						return time.Since(start)
 					}
-					for i := 0; b.Loop(); i++ {
-						if i%2 == 0 { // each goes first in turn
-							bareTime += timed(bareClient)
-							ourTime += timed(ours)
-						} else {
-							ourTime += timed(ours)
-							bareTime += timed(bareClient)
-						}
-					}
-					n := float64(b.N)
+					perIteration := 1
 					if run == "parallel" {
-						n *= batch
+						perIteration = batch
 					}
-					b.ReportMetric(float64(bareTime)/float64(ourTime), "ratio")
-					b.ReportMetric(float64(bareTime.Nanoseconds())/n, "bare-ns/req")
-					b.ReportMetric(float64(ourTime.Nanoseconds())/n, "ns/req")
-					b.ReportMetric(0, "ns/op") // an iteration is two clients' work: see ns/req
+					takeTurns(b, perIteration, func() time.Duration { return timed(bareClient) }, func() time.Duration { return timed(ours) })
 				})
 			}
 		}
 	}
+}
+
+// takeTurns runs bare and ours in turn on every iteration, each going
+// first on every other one, and reports the ratio of their total times
+// (bare's over ours: the throughput of ours as a share of bare's) and each
+// one's time per request, an iteration being perIteration requests of
+// each.
+func takeTurns(b *testing.B, perIteration int, bare, ours func() time.Duration) {
+	var bareTime, ourTime time.Duration
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			bareTime += bare()
+			ourTime += ours()
+		} else {
+			ourTime += ours()
+			bareTime += bare()
+		}
+	}
+	n := float64(b.N * perIteration)
+	b.ReportMetric(float64(bareTime)/float64(ourTime), "ratio")
+	b.ReportMetric(float64(bareTime.Nanoseconds())/n, "bare-ns/req")
+	b.ReportMetric(float64(ourTime.Nanoseconds())/n, "ns/req")
+	b.ReportMetric(0, "ns/op") // an iteration is two clients' work: see ns/req
 }
 
 // BenchmarkClientCost is BenchmarkSteady through a nullProxy, which
@@ -327,26 +337,15 @@ func BenchmarkClientTimeout(b *testing.B) {
 			const u = "http://127.0.0.1:9/"
 			warm(b, bare, u, 1)
 			warm(b, ours, u, 1)
-			var bareTime, ourTime time.Duration
-			timed := func(cl *http.Client) time.Duration {
-				start := time.Now()
-				benchGet(b, cl, u)
-				return time.Since(start)
-			}
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if i%2 == 0 {
-					bareTime += timed(bare)
-					ourTime += timed(ours)
-				} else {
-					ourTime += timed(ours)
-					bareTime += timed(bare)
+			timed := func(cl *http.Client) func() time.Duration {
+				return func() time.Duration {
+					start := time.Now()
+					benchGet(b, cl, u)
+					return time.Since(start)
 				}
 			}
-			b.ReportMetric(float64(bareTime)/float64(ourTime), "ratio")
-			b.ReportMetric(float64(bareTime.Nanoseconds())/float64(b.N), "bare-ns/req")
-			b.ReportMetric(float64(ourTime.Nanoseconds())/float64(b.N), "ns/req")
-			b.ReportMetric(0, "ns/op")
+			b.ReportAllocs()
+			takeTurns(b, 1, timed(bare), timed(ours))
 		})
 	}
 }
