@@ -74,7 +74,7 @@ type hostileProxy struct {
 	closed bool
 }
 
-func newHostileProxy(t *testing.T, handle func(net.Conn)) *hostileProxy {
+func newHostileProxy(t testing.TB, handle func(net.Conn)) *hostileProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http/httptest"
-	"sync"
 	"testing"
 )
 
@@ -17,15 +16,12 @@ import (
 // when the block has no Proxy-Authorization, and otherwise a canned 200
 // "ok". A CONNECT that carries credentials gets a 200, then the proxy
 // plays the origin inside the tunnel, with TLS, answering every request
-// with the same 200. It checks no credentials: benchProxy does that.
+// with the same 200. It checks no credentials: benchProxy does that. It
+// listens as a hostileProxy does, which answers a connection its own way.
 type nullProxy struct {
 	URL   string
 	TLS   *tls.Config    // the origin's, inside tunnels
 	Roots *x509.CertPool // trusts TLS's certificate, which is for 127.0.0.1
-	l     net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conn  map[net.Conn]struct{}
 }
 
 const (
@@ -37,10 +33,6 @@ const (
 )
 
 func newNullProxy(b *testing.B) *nullProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	srv := httptest.NewUnstartedServer(nil)
 	srv.StartTLS()
 	cfg := srv.TLS.Clone()
@@ -48,34 +40,8 @@ func newNullProxy(b *testing.B) *nullProxy {
 	roots.AddCert(srv.Certificate())
 	srv.Close()
 	cfg.NextProtos = []string{"http/1.1"}
-	p := &nullProxy{URL: "http://" + l.Addr().String(), TLS: cfg, Roots: roots, l: l, conn: map[net.Conn]struct{}{}}
-	p.wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.conn[c] = struct{}{}
-			p.mu.Unlock()
-			p.wg.Go(func() {
-				p.serve(c)
-				p.mu.Lock()
-				delete(p.conn, c)
-				p.mu.Unlock()
-				c.Close()
-			})
-		}
-	})
-	b.Cleanup(func() {
-		l.Close()
-		p.mu.Lock()
-		for c := range p.conn {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
+	p := &nullProxy{TLS: cfg, Roots: roots}
+	p.URL = "http://" + newHostileProxy(b, p.serve).ln.Addr().String()
 	return p
 }
 
