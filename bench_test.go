@@ -255,21 +255,17 @@ func paired(b *testing.B, targets map[string]string, clients []benchClient) {
 						}
 						var (
 							wg     sync.WaitGroup
-							failed atomic.Int64
+							failed failures
 						)
 						for range workers {
 							wg.Go(func() {
 								for range batch / workers {
-									if getOK(cl, u) != nil {
-										failed.Add(1)
-									}
+									failed.add(getOK(cl, u))
 								}
 							})
 						}
 						wg.Wait()
-						if n := failed.Load(); n > 0 {
-							b.Fatalf("%d requests failed", n)
-						}
+						failed.check(b)
 						return time.Since(start)
 					}
 					perIteration := 1
@@ -405,6 +401,26 @@ func (l *latencies) percentile(p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
+// failures counts the failed requests of concurrent goroutines and keeps
+// the first error, for the report.
+type failures struct {
+	n     atomic.Int64
+	first atomic.Pointer[error]
+}
+
+func (f *failures) add(err error) {
+	if err != nil && f.n.Add(1) == 1 {
+		f.first.Store(&err)
+	}
+}
+
+// check fails b if a request failed; call it once the goroutines are done.
+func (f *failures) check(b *testing.B) {
+	if n := f.n.Load(); n > 0 {
+		b.Fatalf("%d requests failed; the first: %v", n, *f.first.Load())
+	}
+}
+
 func timedGet(b *testing.B, c *http.Client, target string, l *latencies) error {
 	start := time.Now()
 	err := getOK(c, target)
@@ -449,7 +465,7 @@ func BenchmarkRefreshStorm(b *testing.B) {
 			var (
 				storms int
 				lat    latencies
-				failed atomic.Int64
+				failed failures
 			)
 			for b.Loop() {
 				storms++
@@ -464,17 +480,11 @@ func BenchmarkRefreshStorm(b *testing.B) {
 				b.StartTimer()
 				var wg sync.WaitGroup
 				for range storm {
-					wg.Go(func() {
-						if err := timedGet(b, cl, o.plain.URL, &lat); err != nil {
-							failed.Add(1)
-						}
-					})
+					wg.Go(func() { failed.add(timedGet(b, cl, o.plain.URL, &lat)) })
 				}
 				wg.Wait()
 			}
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d requests failed", n)
-			}
+			failed.check(b)
 			b.ReportMetric(float64(calls.Load())/float64(storms), "calls/storm")
 			b.ReportMetric(float64(lat.percentile(0.99).Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(lat.percentile(0.50).Microseconds())/1000, "p50-ms")
