@@ -29,6 +29,20 @@ type authState struct {
 	calls singleflight.Group
 
 	accepted atomic.Pointer[session]
+
+	// offer is what the proxy asked for in its last challenge to us, and
+	// the scheme that would answer it; nil before any challenge.
+	offer atomic.Pointer[offer]
+	// beyondBasic is set once the proxy has accepted a scheme other than
+	// Basic: Basic to it after that is a downgrade.
+	beyondBasic atomic.Bool
+}
+
+// offer is one challenge of a proxy: the challenges it offered, and the
+// allowed scheme the Transport answers them with (nil for none).
+type offer struct {
+	challenges []Challenge
+	scheme     Scheme
 }
 
 // versioned is one set of credentials and its version, from 1.
@@ -122,6 +136,9 @@ func (s *authState) credentials(ctx context.Context, challenges []Challenge, see
 // keep records that the proxy accepted sess, so that the next requests
 // send it at once, unless credentials newer than its own were accepted.
 func (s *authState) keep(sess *session) {
+	if sess.scheme != nil && !isBasic(sess.scheme) && !s.beyondBasic.Load() {
+		s.beyondBasic.Store(true)
+	}
 	for {
 		cur := s.accepted.Load()
 		if cur == sess || cur != nil && cur.version > sess.version {

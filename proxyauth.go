@@ -86,9 +86,13 @@ type Config struct {
 	// without, and the scheme and credentials are chosen from the
 	// proxy's challenge. Once a proxy has accepted credentials they are
 	// sent with the following requests either way. false: Basic
-	// credentials are sent from the first request when Basic is allowed,
-	// saving a round trip. SOCKS5 proxies always get the credentials at
-	// once.
+	// credentials are sent with the first request to a proxy when Basic
+	// is allowed, saving a round trip; once the proxy has challenged, a
+	// request before the proxy has accepted any credentials carries
+	// only what answers its last challenge: a proxy that asked for Digest
+	// alone never gets Basic, and a request that cannot answer before
+	// the challenge (Digest needs a nonce) goes without credentials.
+	// SOCKS5 proxies always get the credentials at once.
 	WaitForChallenge bool
 
 	// Schemes lists the authentication schemes the Transport may use.
@@ -122,6 +126,15 @@ type Config struct {
 	// Hooks are called at the same moments, with the same facts. Each
 	// may be nil.
 	Hooks Hooks
+
+	// AllowBasicDowngrade, if true, answers with Basic a proxy that has
+	// accepted a stronger scheme (Digest, say) and later asks for Basic.
+	// false: such a request fails with a [*ProxyAuthError] whose Err
+	// matches [ErrSchemeDowngrade], since a proxy that stops asking for
+	// the scheme it accepted may be a man in the middle fishing for the
+	// password, which Basic sends in clear; a proxy that was really
+	// reconfigured takes a new Transport, or this setting.
+	AllowBasicDowngrade bool
 
 	// RefuseCleartextBasic, if true, never sends Basic credentials to a
 	// proxy reached over plain TCP (an http:// proxy URL), where anyone
@@ -215,6 +228,11 @@ var (
 	// ErrNoAcceptableScheme is the Err of a [*ProxyAuthError] when the
 	// proxy offers no scheme the Transport may use.
 	ErrNoAcceptableScheme = errors.New("no offered scheme may be used")
+	// ErrSchemeDowngrade is matched by the Err of a [*ProxyAuthError]
+	// when a proxy that accepted a stronger scheme asks for Basic and
+	// Config.AllowBasicDowngrade is false. It matches
+	// [ErrNoAcceptableScheme] too.
+	ErrSchemeDowngrade = errors.New("the proxy asks for Basic after it accepted a stronger scheme: a downgrade")
 	// ErrBodyNotReplayable is the Err of a [*ProxyAuthError] when the
 	// proxy asked for (other) credentials but the request cannot be sent
 	// again because its body cannot be read again (Request.GetBody is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ type route struct {
 	schemes     schemeSet
 	maxAttempts int
 	wait        bool // Config.WaitForChallenge
+	downgrade   bool // Config.AllowBasicDowngrade
 
 	// template is the proxy's http.Transport as configured; rt is the
 	// clone of it in use. A change of credentials retires rt for a new
@@ -122,6 +124,7 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 		schemes:     schemeSet{schemes: cfg.Schemes, refuseBasic: cfg.RefuseCleartextBasic && spec.url.Scheme == "http"},
 		maxAttempts: cfg.MaxAuthAttempts,
 		wait:        cfg.WaitForChallenge,
+		downgrade:   cfg.AllowBasicDowngrade,
 		timeout:     cfg.ProxyTimeout,
 	}
 	switch {
@@ -332,8 +335,10 @@ func (r *route) onConnectResponse(next func(context.Context, *url.URL, *http.Req
 	}
 }
 
+// authError is the error for the proxy's own 407 (or 401) in resp. It is
+// also where the route learns what the proxy asks for.
 func (r *route) authError(resp *http.Response, tunnel, sent bool) *ProxyAuthError {
-	return &ProxyAuthError{
+	pae := &ProxyAuthError{
 		Proxy:      r.spec.url,
 		StatusCode: resp.StatusCode,
 		Challenges: parseChallenges(resp.Header.Values("Proxy-Authenticate")),
@@ -341,6 +346,12 @@ func (r *route) authError(resp *http.Response, tunnel, sent bool) *ProxyAuthErro
 		Rejected:   sent,
 		Header:     resp.Header,
 	}
+	if len(pae.Challenges) > 0 {
+		o := &offer{challenges: pae.Challenges}
+		o.scheme, _, _ = r.schemes.choose(pae.Challenges)
+		r.auth.offer.Store(o)
+	}
+	return pae
 }
 
 // roundTrip sends req through the proxy, answering the proxy's 407s within
@@ -506,9 +517,18 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 // credentials if they changed since), or, unless the configuration says to
 // wait for a challenge, a new one of a scheme that needs no challenge. nil
 // means none.
+//
+// The accepted session counts only while the proxy's last challenge asks
+// for its scheme: a proxy that accepted Basic and has since asked for
+// Digest alone gets no more Basic.
 func (r *route) firstSession(ctx context.Context) (*session, error) {
 	acc := r.auth.accepted.Load()
 	cur := r.auth.current()
+	off := r.auth.offer.Load()
+	if acc != nil && off != nil && acc.scheme != nil &&
+		(off.scheme == nil || !strings.EqualFold(off.scheme.Name(), acc.scheme.Name())) {
+		acc = nil
+	}
 	if acc != nil && cur != nil && acc.version == cur.version {
 		return acc, nil
 	}
@@ -531,11 +551,43 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 	case r.wait:
 		return nil, nil
 	}
-	scheme, auth, err := r.schemes.preemptive(cur.creds)
+	return r.preemptive(cur, off)
+}
+
+// preemptive returns a session to send before the proxy has asked, of a
+// scheme that needs no challenge, or nil. Before the proxy's first
+// challenge that is the first allowed such scheme (Basic, by default);
+// after it, only the scheme that answers the proxy's last challenge, so
+// that a proxy that asked for Digest alone is never sent Basic (Digest,
+// which needs a nonce, cannot answer first: the request goes without).
+func (r *route) preemptive(cur *versioned, off *offer) (*session, error) {
+	var (
+		scheme Scheme
+		auth   Authorizer
+		err    error
+	)
+	switch {
+	case off == nil:
+		scheme, auth, err = r.schemes.preemptive(cur.creds)
+	case off.scheme != nil && r.downgradeError(off.scheme) == nil:
+		scheme = off.scheme
+		auth, err = scheme.Start(nil, cur.creds)
+	}
 	if err != nil || auth == nil {
 		return nil, err
 	}
 	return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}), nil
+}
+
+// downgradeError returns the error for answering the proxy with s when
+// that is a downgrade: Basic, after the proxy accepted a stronger scheme,
+// unless Config.AllowBasicDowngrade allows it. nil means s may be used.
+func (r *route) downgradeError(s Scheme) error {
+	if r.downgrade || !isBasic(s) || !r.auth.beyondBasic.Load() {
+		return nil
+	}
+	return fmt.Errorf("%w: %w (it would send the password in clear; a man in the middle may be asking for it; "+
+		"set Config.AllowBasicDowngrade if the proxy was reconfigured)", ErrNoAcceptableScheme, ErrSchemeDowngrade)
 }
 
 // start returns a session of scheme answering c with cur.
@@ -587,6 +639,9 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 		if scheme, ch, err = r.schemes.choose(pae.Challenges); err != nil {
 			return nil, err
 		}
+		if err := r.downgradeError(scheme); err != nil {
+			return nil, err
+		}
 		// Credentials sent in another scheme than the one the proxy
 		// prefers were not refused as such: they get a second chance.
 		rejected = rejected && strings.EqualFold(prev.scheme.Name(), scheme.Name())
@@ -614,11 +669,16 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 
 // nextNonce returns the session to keep after a success: the one sent, or
 // its successor when the proxy named the next Digest nonce in a
-// Proxy-Authentication-Info field.
+// Proxy-Authentication-Info field. For a tunnel only the CONNECT's answer
+// counts: the response is the origin's, which must not steer the proxy's
+// nonces.
 func (r *route) nextNonce(a *attempt, resp *http.Response) *session {
-	info := resp.Header.Get("Proxy-Authentication-Info")
-	if p := a.authInfo.Load(); p != nil {
+	var info string
+	switch p := a.authInfo.Load(); {
+	case p != nil:
 		info = *p
+	case !a.tunnel && !r.spec.socks():
+		info = resp.Header.Get("Proxy-Authentication-Info")
 	}
 	if info == "" {
 		return a.sess

@@ -192,8 +192,11 @@ type schemeSet struct {
 
 // allowed reports whether s may be used with this proxy.
 func (ss *schemeSet) allowed(s Scheme) bool {
-	return !(ss.refuseBasic && strings.EqualFold(s.Name(), "Basic"))
+	return !(ss.refuseBasic && isBasic(s))
 }
+
+// isBasic reports whether s is Basic, which sends the password itself.
+func isBasic(s Scheme) bool { return strings.EqualFold(s.Name(), "Basic") }
 
 // preemptive returns the first allowed scheme that can send credentials
 // before any challenge, with its Authorizer; nil when there is none.

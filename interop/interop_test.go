@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -254,6 +255,48 @@ func TestSquidDigestOnly(t *testing.T) {
 			}
 			assert.NotEmpty(t, seen.list())
 		})
+	}
+	assert.Zero(t, o.leaked())
+}
+
+// A squid that asks for Digest alone gets Basic with the first request
+// only: once it has challenged, wrong or refreshed passwords go out as
+// Digest, never as Basic.
+func TestSquidDigestOnlyNoBasicAfterChallenge(t *testing.T) {
+	o := newOrigins(t, nil)
+	sq := StartSquid(t, SquidOptions{Digest: true, Users: map[string]string{user: secret}})
+	for _, tt := range targets {
+		for _, refresh := range []bool{false, true} {
+			name := tt.name + "/fixed"
+			if refresh {
+				name = tt.name + "/callback"
+			}
+			t.Run(name, func(t *testing.T) {
+				count("squid")
+				var seen schemeSeen
+				cfg := proxyauth.Config{Proxies: []string{withUser(t, sq.URL, user, "wrong")}, Base: seen.hook(o.base())}
+				if refresh {
+					var n atomic.Int32
+					cfg.Proxies = []string{sq.URL}
+					cfg.Credentials = func(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
+						return proxyauth.Credentials{Username: user, Password: fmt.Sprintf("wrong-%d", n.Add(1))}, nil
+					}
+				}
+				cl := newClient(t, cfg)
+				for i := 0; i < 3; i++ {
+					_, err := seen.get(t, cl, o.url(tt.tls))
+					var pae *proxyauth.ProxyAuthError
+					require.ErrorAs(t, err, &pae, "request %d: %s", i, sq.Log())
+					assert.True(t, pae.Rejected)
+					cl.CloseIdleConnections()
+				}
+				got := seen.list()
+				require.NotEmpty(t, got)
+				assert.Equal(t, "Basic", got[0], "before squid's first challenge")
+				assert.NotContains(t, got[1:], "Basic", "Basic after squid asked for Digest only: %v", got)
+				assert.Contains(t, got[1:], "Digest")
+			})
+		}
 	}
 	assert.Zero(t, o.leaked())
 }
