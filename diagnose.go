@@ -295,6 +295,12 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 			"the proxy may authenticate by source IP (an allow-list) rather than credentials: ask its operator to allow this machine's address",
 			"a proxy or filter in between may have removed the Proxy-Authenticate field",
 		}
+	case errors.Is(pae.Err, ErrSchemeDowngrade):
+		d.Summary = "the proxy asks for Basic after it had accepted a stronger scheme: refused as a downgrade" + note
+		d.Hints = []string{
+			"a man in the middle may be asking for the password, which Basic sends in clear: check the network path to the proxy, or use an https:// proxy URL",
+			"if the proxy's operator really switched it to Basic, make a new Transport or set Config.AllowBasicDowngrade",
+		}
 	case errors.Is(pae.Err, ErrNoAcceptableScheme):
 		d.Summary = "the proxy offers no scheme this Transport may use" + note
 		d.Hints = noSchemeHints(pae)

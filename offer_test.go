@@ -157,6 +157,10 @@ func TestBasicDowngradeRefused(t *testing.T) {
 						assert.ErrorIs(t, err, proxyauth.ErrNoAcceptableScheme)
 						assert.Contains(t, err.Error(), "AllowBasicDowngrade")
 						assert.NotContains(t, err.Error(), secret)
+						d := proxyauth.Diagnose(nil, err)
+						assert.Equal(t, proxyauth.LayerProxyAuth, d.Layer)
+						assert.Contains(t, d.Summary, "downgrade")
+						assert.Contains(t, strings.Join(d.Hints, "\n"), "AllowBasicDowngrade")
 					}
 					got := schemesReceived(p)
 					if allow {
