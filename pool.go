@@ -348,13 +348,42 @@ func (p *Pool) start(req *http.Request, now time.Time) (*rotation, int) {
 	return rot, 0
 }
 
+// position returns the position of r's proxy in the rotation, or -1.
+func (rot *rotation) position(r *route) int {
+	if r == nil {
+		return -1
+	}
+	for j, m := range rot.in {
+		if m.route == r {
+			return j
+		}
+	}
+	return -1
+}
+
 // roundTrip sends req through the pool's proxies, failing over as the
 // rules in PoolConfig allow.
+//
+// A Proxy-Authorization field that the caller set is for the first proxy
+// the request tries, and for the proxy that served the first request of a
+// redirect chain, which a redirect tries first while it is in rotation: a
+// request that moves on goes without the field, and a 407 to the field is
+// the caller's answer, returned as it is and held against no proxy's
+// health.
 func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 	now := p.now()
 	rot, pos := p.start(req, now)
 	tries := min(p.maxPerReq, len(rot.in))
 	single := len(p.members) == 1
+	_, caller := proxyAuthorization(req.Header)
+	dropCaller := false
+	if caller && req.Response != nil {
+		if j := rot.position(firstRoute(req)); j >= 0 {
+			pos = j
+		} else {
+			dropCaller = true
+		}
+	}
 	var (
 		errs     []error
 		bodyUsed bool
@@ -373,13 +402,19 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		try := req
+		sendsCaller := caller && i == 0 && !dropCaller
+		if caller && !sendsCaller {
+			try = withoutProxyAuth(req)
+		}
 		if bodyUsed && req.Body != nil && req.Body != http.NoBody {
 			body, err := req.GetBody()
 			if err != nil {
 				errs = append(errs, err)
 				break
 			}
-			try = req.WithContext(req.Context())
+			if try == req {
+				try = req.WithContext(req.Context())
+			}
 			try.Body = body
 		}
 		bodyUsed = true
@@ -388,12 +423,16 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 			start = p.now()
 		}
 		resp, err := m.route.roundTrip(try)
-		m.observe(start, resp, err, single)
+		m.observe(start, resp, err, single, sendsCaller)
 		if err == nil {
 			resp.Request = req
+			if caller {
+				resp.Request = servedBy(req, m.route)
+			}
 			return resp, nil
 		}
-		if single || !mayFailOver(req, err) {
+		var pae *ProxyAuthError
+		if single || !mayFailOver(req, err) || sendsCaller && errors.As(err, &pae) && pae.StatusCode != 0 {
 			return nil, err
 		}
 		errs = append(errs, err)
@@ -461,8 +500,9 @@ func healthFailure(err error) bool {
 }
 
 // observe records the outcome of a request through m, for its health and
-// its statistics.
-func (m *member) observe(start time.Time, resp *http.Response, err error, single bool) {
+// its statistics. caller reports that the request carried the caller's own
+// Proxy-Authorization field, whose refusal says nothing of the proxy.
+func (m *member) observe(start time.Time, resp *http.Response, err error, single, caller bool) {
 	m.stats.record(m.pool.now().Sub(start), resp, err)
 	if single {
 		return
@@ -473,7 +513,7 @@ func (m *member) observe(start time.Time, resp *http.Response, err error, single
 		if m.consecutive.Add(1) >= m.pool.ejectAfter {
 			m.pool.eject(m, true, err)
 		}
-	case errors.As(err, &pae) && pae.Rejected && pae.StatusCode != 0:
+	case errors.As(err, &pae) && pae.Rejected && pae.StatusCode != 0 && !caller:
 		m.pool.setOut(m, StateAuthFailed, err)
 	case err == nil || errors.As(err, &pae):
 		// The proxy answered.

@@ -1,6 +1,7 @@
 package proxyauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,7 +22,11 @@ import (
 // inside it. A Proxy-Authorization field that the caller set on a request
 // is used instead of the configured credentials for the proxy hop, and
 // never reaches the origin: it is dropped on a direct route and for SOCKS5
-// proxies. A tunnel already open is reused without a new CONNECT.
+// proxies. It is for the proxy it is first sent to alone: a request that
+// fails over to another proxy goes on without it, and so does a redirect
+// (which http.Client makes with the field copied) that another proxy than
+// the first request's would carry; a 407 to it is returned as it is. A
+// tunnel already open is reused without a new CONNECT.
 //
 // A 407 from the proxy is returned as a [*ProxyAuthError], for http:// and
 // https:// targets alike, with its body drained and closed; so is a 401
@@ -182,7 +187,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if r == nil {
 		return t.direct.RoundTrip(withoutProxyAuth(req))
 	}
-	return r.roundTrip(req)
+	if _, ok := proxyAuthorization(req.Header); !ok {
+		return r.roundTrip(req)
+	}
+	send := req
+	if req.Response != nil && firstRoute(req) != r {
+		send = withoutProxyAuth(req) // meant for the proxy of the redirect's first request
+	}
+	resp, err := r.roundTrip(send)
+	if err != nil {
+		return nil, err
+	}
+	resp.Request = servedBy(req, r)
+	return resp, nil
 }
 
 // routeFor returns the route for req under environment configuration, or
@@ -234,6 +251,31 @@ func withoutProxyAuth(req *http.Request) *http.Request {
 	out := req.WithContext(req.Context())
 	out.Header = headerWith(req.Header, "")
 	return out
+}
+
+// servedKey is the context key of the route that served a request that
+// carried the caller's own Proxy-Authorization field.
+type servedKey struct{}
+
+// servedBy returns a copy of req, for the Request of its response, that
+// names r as the route that served it, so that the redirects http.Client
+// makes from that response can tell which proxy the caller's field was
+// for. Only requests that carry such a field pay for the copy.
+func servedBy(req *http.Request, r *route) *http.Request {
+	return req.WithContext(context.WithValue(req.Context(), servedKey{}, r))
+}
+
+// firstRoute returns the route that served the first request of the
+// redirect chain that req continues: a caller's Proxy-Authorization field,
+// which http.Client copies onto each redirect, is for that route's proxy
+// alone. nil means the first request went directly, or not through this
+// Transport.
+func firstRoute(req *http.Request) *route {
+	for i := 0; i < 64 && req.Response != nil && req.Response.Request != nil; i++ {
+		req = req.Response.Request
+	}
+	r, _ := req.Context().Value(servedKey{}).(*route)
+	return r
 }
 
 // proxyAuthorization returns the first Proxy-Authorization value of h. It
