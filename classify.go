@@ -120,8 +120,8 @@ func (e *AuthError) Error() string {
 	if e.URL != nil {
 		target += " " + e.URL.Redacted()
 	}
-	return "proxyauth: " + target + " answered " + strconv.Itoa(e.StatusCode) + " " +
-		http.StatusText(e.StatusCode) + offers(e.Challenges)
+	return redact.Truncate("proxyauth: "+target+" answered "+strconv.Itoa(e.StatusCode)+" "+
+		http.StatusText(e.StatusCode)+offers(e.Challenges), maxText)
 }
 
 // Is reports whether target is [ErrUnauthorized].

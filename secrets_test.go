@@ -442,3 +442,22 @@ func TestSecretsReflectedDigest(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsAmplificationOrigin401: an origin's 401 with 64 challenges of
+// 140 KB realms gives a bounded AuthError and Diagnosis.
+func TestSecretsAmplificationOrigin401(t *testing.T) {
+	realm := strings.Repeat("r", 140<<10)
+	h := http.Header{}
+	for range 64 {
+		h.Add("Www-Authenticate", `Basic realm="`+realm+`"`)
+	}
+	resp := &http.Response{StatusCode: http.StatusUnauthorized, Header: h,
+		Request: &http.Request{URL: &url.URL{Scheme: "https", Host: "origin.test"}, Header: http.Header{}}}
+	err := proxyauth.CheckResponse(resp)
+	var ae *proxyauth.AuthError
+	require.ErrorAs(t, err, &ae)
+	assert.Len(t, ae.Challenges, 64)
+	assert.LessOrEqual(t, len(err.Error()), 2<<10+len("…(truncated)"), "len(Error())")
+	assert.LessOrEqual(t, len(proxyauth.Diagnose(resp, nil).String()), 16<<10, "len(Diagnose(resp).String())")
+	assert.LessOrEqual(t, len(proxyauth.Diagnose(nil, err).String()), 16<<10, "len(Diagnose(nil, err).String())")
+}
