@@ -33,7 +33,8 @@ type ProxyAuthError struct {
 	// credentials could not be obtained (see Err).
 	StatusCode int
 	// Challenges holds every challenge of every Proxy-Authenticate field
-	// of the answer, in order.
+	// of the answer, in order, with any credentials that the proxy
+	// echoed back into them masked as "xxxxx".
 	Challenges []Challenge
 	// Tunnel reports that the answer was to a CONNECT (an https://
 	// target), not to a forwarded request.
@@ -44,13 +45,20 @@ type ProxyAuthError struct {
 	// means the proxy asked for credentials and none were sent.
 	Rejected bool
 	// Header holds the header fields of the proxy's answer, such as
-	// Proxy-Authenticate, Via and X-Squid-Error; nil for SOCKS5.
+	// Proxy-Authenticate, Via and X-Squid-Error, as received; nil for
+	// SOCKS5. Neither Error nor any fmt verb prints them.
 	Header http.Header
 	// Err is the cause, if any: the error of the [CredentialsFunc], or
 	// the SOCKS5 handshake's error.
 	Err error
+
+	sent *redact.Secrets // what was sent to the proxy, masked in Error
 }
 
+// Error describes the failure in one line. It never shows a password or
+// a Proxy-Authorization value, even one the proxy echoed back, and quotes
+// at most 200 bytes of any value the proxy sent and 1 KiB of the cause;
+// the whole text is at most 2 KiB.
 func (e *ProxyAuthError) Error() string {
 	socks := e.Proxy != nil && strings.HasPrefix(e.Proxy.Scheme, "socks")
 	proxy := "proxy"
@@ -83,9 +91,9 @@ func (e *ProxyAuthError) Error() string {
 		b.WriteString(offers(e.Challenges) + ")")
 	}
 	if e.Err != nil {
-		b.WriteString(": " + e.Err.Error())
+		b.WriteString(": " + e.sent.Bound(e.Err.Error(), maxCause))
 	}
-	return b.String()
+	return e.sent.Bound(b.String(), maxText)
 }
 
 // Unwrap returns Err.
@@ -112,8 +120,8 @@ func (e *AuthError) Error() string {
 	if e.URL != nil {
 		target += " " + e.URL.Redacted()
 	}
-	return "proxyauth: " + target + " answered " + strconv.Itoa(e.StatusCode) + " " +
-		http.StatusText(e.StatusCode) + offers(e.Challenges)
+	return redact.Truncate("proxyauth: "+target+" answered "+strconv.Itoa(e.StatusCode)+" "+
+		http.StatusText(e.StatusCode)+offers(e.Challenges), maxText)
 }
 
 // Is reports whether target is [ErrUnauthorized].
@@ -138,12 +146,17 @@ type ProxyError struct {
 	// 0 when there was none.
 	StatusCode int
 	// Header holds the header fields of the proxy's answer, if there was
-	// one (X-Squid-Error, Via, ...).
+	// one (X-Squid-Error, Via, ...), as received. Neither Error nor any
+	// fmt verb prints them.
 	Header http.Header
 	// Err is the underlying error, if any.
 	Err error
+
+	sent *redact.Secrets // what was sent to the proxy, masked in Error
 }
 
+// Error describes the failure in one line, with the same guarantees as
+// [ProxyAuthError.Error].
 func (e *ProxyError) Error() string {
 	proxy := "proxy"
 	if e.Proxy != nil {
@@ -172,9 +185,9 @@ func (e *ProxyError) Error() string {
 		msg = proxy + " failed (" + e.Op + ")"
 	}
 	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+		msg += ": " + e.sent.Bound(e.Err.Error(), maxCause)
 	}
-	return "proxyauth: " + msg
+	return e.sent.Bound("proxyauth: "+msg, maxText)
 }
 
 // Unwrap returns Err.
@@ -361,15 +374,13 @@ func parseChallenges(fields []string) []Challenge {
 	return out
 }
 
+// offers lists the challenges for a message: at most maxOffers of them,
+// each as Challenge.String gives it.
 func offers(cs []Challenge) string {
 	if len(cs) == 0 {
 		return "; no challenge"
 	}
-	parts := make([]string, len(cs))
-	for i, c := range cs {
-		parts[i] = c.String()
-	}
-	return "; offers " + strings.Join(parts, ", ")
+	return "; offers " + challengeList(cs)
 }
 
 func status(code int) string {

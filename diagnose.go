@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -131,7 +130,7 @@ func Diagnose(resp *http.Response, err error) Diagnosis {
 	} else {
 		d = diagnoseResponse(resp)
 	}
-	secrets := passwords(err)
+	secrets := secretsOf(err)
 	d.Summary = clean(d.Summary, secrets)
 	for i, h := range d.Hints {
 		d.Hints[i] = clean(h, secrets)
@@ -250,7 +249,7 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 	case pae.StatusCode == 0:
 		d.Summary = "cannot get or use credentials for the proxy"
 		if pae.Err != nil {
-			d.Summary += ": " + pae.Err.Error()
+			d.Summary += ": " + causeText(pae.Err)
 		}
 		d.Hints = []string{
 			"the CredentialsFunc (Config.Credentials) failed, or the scheme could not use the credentials it returned: fix that cause",
@@ -280,7 +279,7 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 		d.Summary = "the " + strconv.Itoa(pae.StatusCode) + toConnect(pae) + " came through a chain of " +
 			strconv.Itoa(len(hops)) + " proxies (Via): it may come from an upstream proxy behind the first one"
 		d.Hints = []string{
-			"the upstream proxy " + strconv.Quote(hops[0]) + " may need credentials of its own, which the first proxy must send for you (squid: cache_peer ... login=): ask the first proxy's operator",
+			"the upstream proxy " + quoted(hops[0]) + " may need credentials of its own, which the first proxy must send for you (squid: cache_peer ... login=): ask the first proxy's operator",
 			"credentials in the proxy URL reach the first proxy only: Proxy-Authorization does not travel beyond one hop",
 		}
 		if !pae.Rejected {
@@ -305,7 +304,7 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 		d.Summary = "the proxy offers no scheme this Transport may use" + note
 		d.Hints = noSchemeHints(pae)
 	case pae.Err != nil:
-		d.Summary = "the proxy rejected the credentials and new ones could not be had" + note + ": " + pae.Err.Error()
+		d.Summary = "the proxy rejected the credentials and new ones could not be had" + note + ": " + causeText(pae.Err)
 		d.Hints = []string{"the CredentialsFunc failed when asked for fresh credentials: fix that cause"}
 	case pae.Rejected:
 		d.Summary = "the proxy rejected the credentials" + note
@@ -315,7 +314,7 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 			"the password may have expired or been rotated: supply the current one (a CredentialsFunc in Config.Credentials is asked again when the proxy refuses)",
 		}
 		if realm := realmOf(pae.Challenges); realm != "" {
-			d.Hints = append(d.Hints, "the proxy asks for realm "+strconv.Quote(realm)+": use an account of that realm")
+			d.Hints = append(d.Hints, "the proxy asks for realm "+quoted(realm)+": use an account of that realm")
 		}
 	default:
 		d.Summary = "the proxy requires credentials and none were sent" + authNote(pae, false)
@@ -386,7 +385,7 @@ func diagnoseSOCKSAuth(proxy *url.URL, cause error, rejected *bool) Diagnosis {
 		d.Summary = "the request ended while waiting for the CredentialsFunc of the SOCKS5 proxy"
 		d.Hints = []string{"the CredentialsFunc did not return before the request's context ended: bound its work, or give the request more time"}
 	case cause != nil && !isSOCKSAuthError(cause):
-		d.Summary = "cannot get or use credentials for the SOCKS5 proxy: " + cause.Error()
+		d.Summary = "cannot get or use credentials for the SOCKS5 proxy: " + causeText(cause)
 		d.Hints = []string{"SOCKS5 takes a username of 1 to 255 bytes and a password of at most 255 bytes: fix what the proxy URL or the CredentialsFunc gives"}
 	case rejected == nil:
 		d.Summary = "the SOCKS5 proxy refused the authentication"
@@ -469,7 +468,7 @@ func diagnoseProxyError(pe *ProxyError) Diagnosis {
 	case "socks":
 		d = Diagnosis{Layer: LayerProxy, Summary: "the SOCKS5 handshake failed"}
 		if pe.Err != nil {
-			d.Summary += ": " + pe.Err.Error()
+			d.Summary += ": " + causeText(pe.Err)
 		}
 		d.Hints = []string{
 			"check that the port is a SOCKS5 proxy (an HTTP proxy needs an http:// URL)",
@@ -479,7 +478,7 @@ func diagnoseProxyError(pe *ProxyError) Diagnosis {
 	default:
 		d = Diagnosis{Layer: LayerProxy, Summary: "the proxy failed (" + pe.Op + ")"}
 		if pe.Err != nil {
-			d.Summary += ": " + pe.Err.Error()
+			d.Summary += ": " + causeText(pe.Err)
 		}
 	}
 	d.Proxy = proxy
@@ -525,7 +524,7 @@ func diagnoseDial(proxy *url.URL, cause error) Diagnosis {
 	default:
 		d.Summary = "cannot reach the proxy"
 		if cause != nil {
-			d.Summary += ": " + cause.Error()
+			d.Summary += ": " + causeText(cause)
 		}
 		d.Hints = []string{
 			"check the proxy's host and port",
@@ -604,7 +603,7 @@ func diagnoseProxyTLS(cause error) Diagnosis {
 	default:
 		d.Summary = "the TLS handshake with the proxy failed"
 		if cause != nil {
-			d.Summary += ": " + cause.Error()
+			d.Summary += ": " + causeText(cause)
 		}
 		d.Hints = []string{"check the proxy's TLS settings against Base.TLSClientConfig"}
 	}
@@ -642,7 +641,7 @@ func diagnoseOriginTLS(err error) (Diagnosis, bool) {
 	case errors.As(err, &cve):
 		d.Summary = "the origin's certificate does not verify"
 		if cve.Err != nil {
-			d.Summary += ": " + cve.Err.Error()
+			d.Summary += ": " + causeText(cve.Err)
 		}
 		d.Hints = []string{"check the site's certificate against Base.TLSClientConfig.RootCAs"}
 	case errors.As(err, &rhe) || errors.Is(err, http.ErrSchemeMismatch):
@@ -701,9 +700,9 @@ func diagnoseProxyStatus(op string, code int, h http.Header) Diagnosis {
 	squid, proxyStatus := squidError(h), proxyStatusError(h)
 	switch {
 	case squid != "":
-		d.Summary += " (squid " + squid + ")"
+		d.Summary += " (squid " + untrusted(squid) + ")"
 	case proxyStatus != "":
-		d.Summary += " (Proxy-Status error=" + proxyStatus + ")"
+		d.Summary += " (Proxy-Status error=" + untrusted(proxyStatus) + ")"
 	}
 	if hint := detailHint(squid, proxyStatus); hint != "" {
 		d.Hints = append(d.Hints, hint)
@@ -732,7 +731,7 @@ func diagnoseProxyStatus(op string, code int, h http.Header) Diagnosis {
 		d.Hints = append(d.Hints, "the proxy refused the request with "+status(code)+": see its documentation or ask its operator")
 	}
 	if hops := viaHops(h); len(hops) > 1 {
-		d.Hints = append(d.Hints, "Via lists "+strconv.Itoa(len(hops))+" proxies: the answer may come from the upstream proxy "+strconv.Quote(hops[0])+" behind the first one")
+		d.Hints = append(d.Hints, "Via lists "+strconv.Itoa(len(hops))+" proxies: the answer may come from the upstream proxy "+quoted(hops[0])+" behind the first one")
 	}
 	return d
 }
@@ -804,13 +803,13 @@ func diagnoseOriginAuth(cs []Challenge, req *http.Request) Diagnosis {
 		case "invalid_token":
 			hint := "the access token is expired, revoked or malformed: get a new one"
 			if desc := c.Params["error_description"]; desc != "" {
-				hint += " (the site says " + strconv.Quote(desc) + ")"
+				hint += " (the site says " + quoted(desc) + ")"
 			}
 			d.Hints = append(d.Hints, hint)
 		case "insufficient_scope":
 			hint := "the access token lacks the scope this resource needs"
 			if scope := c.Params["scope"]; scope != "" {
-				hint += ": " + strconv.Quote(scope)
+				hint += ": " + quoted(scope)
 			}
 			d.Hints = append(d.Hints, hint)
 		case "invalid_request":
@@ -823,9 +822,9 @@ func diagnoseOriginAuth(cs []Challenge, req *http.Request) Diagnosis {
 	case strings.EqualFold(c.Scheme, "Digest"):
 		d.Hints = append(d.Hints, "check the site's own username and password: Digest needs a client that answers the site's challenge, which net/http does not do")
 	case strings.EqualFold(c.Scheme, "Negotiate") || strings.EqualFold(c.Scheme, "NTLM"):
-		d.Hints = append(d.Hints, "the site wants Windows integrated authentication ("+c.Scheme+"), which net/http does not do on its own")
+		d.Hints = append(d.Hints, "the site wants Windows integrated authentication ("+untrusted(c.Scheme)+"), which net/http does not do on its own")
 	default:
-		d.Hints = append(d.Hints, "the site wants "+c.Scheme+" credentials: see its documentation")
+		d.Hints = append(d.Hints, "the site wants "+untrusted(c.Scheme)+" credentials: see its documentation")
 	}
 	d.Hints = append(d.Hints, "the proxy's credentials (the proxy URL, Proxy-Authorization) never reach the origin: the site's credentials go in the Authorization field")
 	return d
@@ -905,7 +904,7 @@ func diagnoseOther(err error) Diagnosis {
 				"Config.ProxyTimeout bounds the proxy's part on its own: a proxy that does not answer in that time is reported as such",
 			}}
 	}
-	return Diagnosis{Layer: LayerNone, Summary: "unrecognised failure: " + err.Error()}
+	return Diagnosis{Layer: LayerNone, Summary: "unrecognised failure: " + causeText(err)}
 }
 
 // viaHops returns the received-by part of each entry of the Via fields of
@@ -970,18 +969,23 @@ func proxyStatusError(h http.Header) string {
 // retryAfter returns " (Retry-After: v)" when h has that field.
 func retryAfter(h http.Header) string {
 	if v := h.Get("Retry-After"); v != "" {
-		return " (Retry-After: " + v + ")"
+		return " (Retry-After: " + untrusted(v) + ")"
 	}
 	return ""
 }
 
+// challengeList lists at most maxOffers challenges, as Challenge.String
+// gives them, and how many more there are.
 func challengeList(cs []Challenge) string {
 	if len(cs) == 0 {
 		return "no challenge"
 	}
-	parts := make([]string, len(cs))
-	for i, c := range cs {
-		parts[i] = c.String()
+	parts := make([]string, 0, min(len(cs), maxOffers)+1)
+	for _, c := range cs[:min(len(cs), maxOffers)] {
+		parts = append(parts, c.String())
+	}
+	if len(cs) > maxOffers {
+		parts = append(parts, "and "+strconv.Itoa(len(cs)-maxOffers)+" more")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -1056,55 +1060,16 @@ func invalidReason(e x509.CertificateInvalidError) string {
 	return ""
 }
 
-// passwords returns the passwords, and their Basic encodings, that err's
-// typed errors could carry in a proxy URL's userinfo, so that Diagnose can
-// make sure none shows. The Transport's errors carry no userinfo; errors
-// that callers build may.
-func passwords(err error) []string {
-	var out []string
-	add := func(u *url.URL) {
-		if u == nil || u.User == nil {
-			return
-		}
-		if p, ok := u.User.Password(); ok && p != "" {
-			out = append(out, p,
-				base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+p)),
-				base64.StdEncoding.EncodeToString([]byte(p)))
-		}
-	}
-	var visit func(error)
-	visit = func(err error) {
-		switch e := err.(type) {
-		case nil:
-			return
-		case *ProxyAuthError:
-			add(e.Proxy)
-		case *ProxyError:
-			add(e.Proxy)
-		case *AuthError:
-			add(e.URL)
-		case *StatusError:
-			add(e.URL)
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			visit(u.Unwrap())
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				visit(e)
-			}
-		}
-	}
-	visit(err)
-	return out
+// causeText returns the text of an underlying error for a summary: with
+// the secrets its typed errors know of masked, and at most maxCause bytes.
+func causeText(err error) string {
+	return secretsOf(err).Bound(err.Error(), maxCause)
 }
 
 // clean makes s one line without a trailing period, with each secret
-// masked.
-func clean(s string, secrets []string) string {
+// masked, and at most maxText bytes.
+func clean(s string, secrets *redact.Secrets) string {
+	s = secrets.Bound(s, maxText)
 	s = strings.Join(strings.Fields(s), " ")
-	for _, secret := range secrets {
-		s = strings.ReplaceAll(s, secret, "xxxxx")
-	}
 	return strings.TrimSuffix(s, ".")
 }

@@ -120,7 +120,7 @@ func errAttr(err error) slog.Attr {
 	if err == nil {
 		return slog.Attr{}
 	}
-	return slog.String("error", err.Error())
+	return slog.String("error", secretsOf(err).Bound(err.Error(), maxText))
 }
 
 func (o *observer) attemptStart(i AttemptInfo) {

@@ -175,8 +175,8 @@ func (e *PoolError) Error() string {
 	for i, err := range e.Errors {
 		parts[i] = strings.TrimPrefix(err.Error(), "proxyauth: ")
 	}
-	return "proxyauth: no proxy could serve the request (" + strconv.Itoa(len(e.Errors)) + " tried): " +
-		strings.Join(parts, "; ")
+	return secretsOf(e).Bound("proxyauth: no proxy could serve the request ("+strconv.Itoa(len(e.Errors))+" tried): "+
+		strings.Join(parts, "; "), maxText)
 }
 
 // Unwrap returns Errors.

@@ -17,6 +17,7 @@ import (
 // returns nil, a *ProxyError (unreachable, or a failure status of the
 // proxy's own), a *ProxyAuthError (credentials refused), or another error
 // (the probe target could not be reached through the proxy).
+// Its error never shows what was sent to the proxy.
 func (r *route) probe(ctx context.Context, target string) error {
 	switch {
 	case target == "":
@@ -30,7 +31,7 @@ func (r *route) probe(ctx context.Context, target string) error {
 	case r.spec.socks():
 		return r.probeSOCKS(ctx, target)
 	}
-	return r.probeConnect(ctx, target)
+	return r.seal(r.probeConnect(ctx, target), nil, "")
 }
 
 // dialProxy opens a connection to the proxy as the Transport would: TCP,
@@ -135,7 +136,7 @@ func (r *route) connectOnce(ctx context.Context, target string, sess *session) (
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
-		return nil, false, &ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}
+		return nil, false, r.seal(&ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}, a, auth)
 	}
 	resp.Body.Close()
 	return resp, auth != "", nil

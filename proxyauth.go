@@ -37,12 +37,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 )
 
 // Config configures a [Transport]. New copies what it needs: changing a
-// Config after New returns does not affect the Transport.
+// Config after New returns does not affect the Transport. Printing a
+// Config, with fmt, as JSON or through slog, masks the password of each
+// proxy URL (see [Config.Format] and [Config.MarshalJSON]).
 type Config struct {
 	// Proxies lists the proxy URLs, primary first, then fallbacks:
 	// "http://", "https://" (TLS to the proxy), "socks5://" or
@@ -155,7 +156,8 @@ type Config struct {
 	Base *http.Transport
 }
 
-// Credentials is a username and password for a proxy.
+// Credentials is a username and password for a proxy. Printing it, with
+// fmt, as JSON or through slog, masks the password.
 type Credentials struct {
 	Username string
 	Password string
@@ -208,12 +210,14 @@ type Challenge struct {
 }
 
 // String formats the challenge for messages: the scheme and, if any, its
-// realm. Other parameters, such as a Digest nonce, are left out.
+// realm. Other parameters, such as a Digest nonce, are left out. Since a
+// proxy chooses both, at most 200 bytes of each are shown, followed by
+// "…(truncated)" when there is more.
 func (c Challenge) String() string {
 	if realm, ok := c.Params["realm"]; ok {
-		return c.Scheme + " realm=" + strconv.Quote(realm)
+		return untrusted(c.Scheme) + " realm=" + quoted(realm)
 	}
-	return c.Scheme
+	return untrusted(c.Scheme)
 }
 
 // Sentinel errors for [errors.Is]. Each of the typed errors matches one.

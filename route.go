@@ -72,6 +72,7 @@ type attempt struct {
 	connectSent     atomic.Bool
 	connectAnswered atomic.Bool
 	authInfo        atomic.Pointer[string] // Proxy-Authentication-Info of the CONNECT's 200
+	sentAuth        atomic.Pointer[string] // the CONNECT's Proxy-Authorization value, masked in errors
 }
 
 func (a *attempt) gotConnection(httptrace.GotConnInfo) { a.gotConn.Store(true) }
@@ -284,6 +285,7 @@ func (r *route) connectHeader(base *http.Transport) func(ctx context.Context, pr
 			return nil, &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
 		}
 		if v != "" {
+			a.recordSent(v)
 			h = h.Clone()
 			if h == nil {
 				h = make(http.Header)
@@ -495,11 +497,12 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 		var pae *ProxyAuthError
 		switch {
 		case errors.As(err, &pae) && pae.StatusCode != 0:
+			r.seal(pae, a, header)
 			return nil, pae, nil
 		case isSOCKSAuthError(err):
 			return nil, &ProxyAuthError{Proxy: r.spec.url, Rejected: a.sess != nil, Err: err}, nil
 		}
-		return nil, nil, r.failure(req.Context(), err, a, plain)
+		return nil, nil, r.seal(r.failure(req.Context(), err, a, plain), a, header)
 	}
 	// The response must not carry our clone, whose header holds the
 	// credentials, back to the caller.
@@ -507,7 +510,9 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
 		drain(resp.Body, r.timeout)
-		return nil, r.authError(resp, false, header != "" || viaURL), nil
+		pae := r.authError(resp, false, header != "" || viaURL)
+		r.seal(pae, a, header)
+		return nil, pae, nil
 	}
 	return resp, nil, nil
 }

@@ -34,7 +34,8 @@ type ProxyStats struct {
 	// OutUntil is when a probe may bring the proxy back, while it is
 	// ejected or auth-failed; zero otherwise.
 	OutUntil time.Time
-	// LastError is the text of the last failure, "" if none.
+	// LastError is the text of the last failure, "" if none: at most
+	// 2 KiB, ending in "…(truncated)" when it was cut.
 	LastError string
 }
 
@@ -60,6 +61,10 @@ type memberStats struct {
 func (s *memberStats) record(d time.Duration, resp *http.Response, err error) {
 	kind := Classify(resp, err)
 	code := statusOf(resp, err)
+	var lastErr string
+	if err != nil {
+		lastErr = lastError(err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.outcomes == nil {
@@ -74,14 +79,21 @@ func (s *memberStats) record(d time.Duration, resp *http.Response, err error) {
 	s.last = d
 	s.max = max(s.max, d)
 	if err != nil {
-		s.lastErr = err.Error()
+		s.lastErr = lastErr
 	}
 }
 
 func (s *memberStats) setLastError(err error) {
+	lastErr := lastError(err)
 	s.mu.Lock()
-	s.lastErr = err.Error()
+	s.lastErr = lastErr
 	s.mu.Unlock()
+}
+
+// lastError is the text of err kept for LastError: at most maxText bytes,
+// with the secrets that err's typed errors know of masked.
+func lastError(err error) string {
+	return secretsOf(err).Bound(err.Error(), maxText)
 }
 
 func (s *memberStats) snapshot() ProxyStats {
