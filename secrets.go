@@ -373,6 +373,7 @@ type configJSON struct {
 	Schemes              []string
 	ProxyTimeout         time.Duration
 	Pool                 PoolConfig
+	AllowBasicDowngrade  bool
 	RefuseCleartextBasic bool
 }
 
@@ -380,13 +381,15 @@ type configJSON struct {
 // report: Proxies (with the password of each URL masked as "xxxxx"),
 // MaxAuthAttempts, WaitForChallenge, the names of the Schemes,
 // ProxyTimeout (in nanoseconds, as encoding/json writes a Duration), Pool
-// (see [PoolProxy.MarshalJSON]) and RefuseCleartextBasic. Credentials,
+// (see [PoolProxy.MarshalJSON]), AllowBasicDowngrade and
+// RefuseCleartextBasic. Credentials,
 // Logger, Hooks and Base, which hold functions and cannot be written as
 // JSON, are left out.
 func (c Config) MarshalJSON() ([]byte, error) {
 	out := configJSON{
 		MaxAuthAttempts: c.MaxAuthAttempts, WaitForChallenge: c.WaitForChallenge,
-		ProxyTimeout: c.ProxyTimeout, Pool: c.Pool, RefuseCleartextBasic: c.RefuseCleartextBasic,
+		ProxyTimeout: c.ProxyTimeout, Pool: c.Pool, AllowBasicDowngrade: c.AllowBasicDowngrade,
+		RefuseCleartextBasic: c.RefuseCleartextBasic,
 	}
 	for _, p := range c.Proxies {
 		out.Proxies = append(out.Proxies, redact.Proxy(p))
