@@ -439,6 +439,11 @@ func (r *route) observeEnd(req *http.Request, a *attempt, n int, start time.Time
 	}
 }
 
+// hasBody reports whether req has a body to send.
+func hasBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody
+}
+
 // send makes attempt n. A 407 (or a 401 the proxy made, or a SOCKS5
 // refusal) comes back as pae; any other failure as err.
 func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*http.Response, *ProxyAuthError, error) {
@@ -519,11 +524,6 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 		return nil, pae, nil
 	}
 	return resp, nil, nil
-}
-
-// hasBody reports whether req has a body to send.
-func hasBody(req *http.Request) bool {
-	return req.Body != nil && req.Body != http.NoBody
 }
 
 // firstSession returns the credentials to send with a request before the
