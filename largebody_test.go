@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,6 +106,9 @@ func TestResendAfter407ToBodyOnNewConnection(t *testing.T) {
 				return err == nil
 			}))
 			cfg := hostileConfig(p.URL)
+			// A resend on the silent connection fails when the wait for
+			// its answer runs out: generous, for a loaded machine.
+			cfg.ProxyTimeout, cfg.Base.ResponseHeaderTimeout = 5*time.Second, 5*time.Second
 			cfg.WaitForChallenge = true
 			cl := hostileClient(t, cfg)
 			var trace reuseTrace
