@@ -452,6 +452,11 @@ func (r *route) observeEnd(req *http.Request, a *attempt, n int, start time.Time
 	}
 }
 
+// hasBody reports whether req has a body to send.
+func hasBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody
+}
+
 // send makes attempt n. A 407 (or a 401 the proxy made, or a SOCKS5
 // refusal) comes back as pae; any other failure as err.
 func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*http.Response, *ProxyAuthError, error) {
@@ -472,7 +477,7 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 		var err error
 		header, err = a.proxyAuthorization(AuthRequest{
 			Method: req.Method, URI: requestTarget(req),
-			HasBody: req.Body != nil && req.Body != http.NoBody, GetBody: req.GetBody,
+			HasBody: hasBody(req), GetBody: req.GetBody,
 		})
 		if err != nil {
 			if n == 1 {
@@ -485,14 +490,15 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	if callerSet || header != "" {
 		out.Header = headerWith(req.Header, header)
 	}
-	if n > 1 && req.Body != nil && req.Body != http.NoBody {
+	if n > 1 && hasBody(req) {
 		body, err := req.GetBody()
 		if err != nil {
 			return nil, nil, &ProxyAuthError{Proxy: r.spec.url, Attempts: n - 1, Err: err}
 		}
 		out.Body = body
 	}
-	resp, err := r.rt.Load().RoundTrip(out)
+	rt := r.rt.Load()
+	resp, err := rt.RoundTrip(out)
 	if err != nil {
 		var pae *ProxyAuthError
 		switch {
@@ -509,9 +515,27 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	resp.Request = req
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
-		drain(resp.Body, r.timeout)
 		pae := r.authError(resp, false, header != "" || viaURL)
 		r.seal(pae, a, header)
+		// A proxy may answer a request before it has read the body, and
+		// then leave the connection unread: squid 5 does so with a body
+		// of 64 KiB or more, until its idle timeout two minutes later.
+		// So no resend goes on the connection of a 407 to a request with
+		// a body.
+		switch {
+		case !hasBody(req):
+			drain(resp.Body, r.timeout) // and the connection is kept
+		case resp.Body == http.NoBody:
+			// net/http put the connection back in its pool before
+			// handing over an answer without a body: closing the idle
+			// connections (the route's others too, in this rare case)
+			// closes it.
+			rt.CloseIdleConnections()
+		default:
+			// Closed unread, the body makes net/http close the
+			// connection rather than pool it.
+			resp.Body.Close()
+		}
 		return nil, pae, nil
 	}
 	return resp, nil, nil

@@ -396,6 +396,14 @@ type SquidOptions struct {
 	Digest bool
 	// Users maps usernames to passwords, for both schemes.
 	Users map[string]string
+	// DigestNonceMaxDuration, if positive, is how long a Digest nonce
+	// lasts (auth_param digest nonce_max_duration, in whole seconds; 0
+	// keeps squid's 30 minutes). squid 5.7 calls a nonce stale once the
+	// clock's second is past its creation second plus this, so a nonce of
+	// a 1-second lifetime is stale at most 2 seconds after it was issued.
+	// (nonce_max_count cannot make a nonce stale for proxyauth: squid
+	// sends a nextnonce before the count runs out, and proxyauth uses it.)
+	DigestNonceMaxDuration time.Duration
 	// DenyTarget, if set, is a host:port (127.0.0.1:N) that squid refuses
 	// with 403 by ACL before it asks for credentials.
 	DenyTarget string
@@ -555,6 +563,9 @@ func (s *Squid) writeConfig(port int) error {
 		p("auth_param digest program %s -c %s", phDigestHelper, s.digestFile)
 		p("auth_param digest children 5 startup=0 idle=1")
 		p("auth_param digest realm %s", realm)
+		if d := s.opts.DigestNonceMaxDuration; d > 0 {
+			p("auth_param digest nonce_max_duration %d seconds", int((d+time.Second-1)/time.Second))
+		}
 	}
 	if s.opts.Basic {
 		p("auth_param basic program %s %s", phBasicHelper, s.basicFile)
