@@ -2,8 +2,10 @@ package proxyauth_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -312,4 +314,24 @@ func TestEnvironment(t *testing.T) {
 		_, _, err := get(cl, "http://origin.test/")
 		require.NoError(t, err)
 	})
+}
+
+// TestBaseDialHonoured checks that a Base that sets only the deprecated
+// Dial has it used to reach the proxy.
+func TestBaseDialHonoured(t *testing.T) {
+	o := newOrigin(t, false, nil)
+	p := newProxy(t, user, secret)
+	var dials atomic.Int32
+	base := &http.Transport{}
+	//lint:ignore SA1019 the deprecated field is what is tested.
+	base.Dial = func(network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return net.Dial(network, addr)
+	}
+	cl := client(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, user, secret)}, Base: base})
+	_, resp, err := get(cl, o.URL)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Positive(t, dials.Load(), "Base.Dial was not used")
+	assert.Len(t, p.Requests(), 1)
 }

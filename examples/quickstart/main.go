@@ -109,7 +109,7 @@ func run() error {
 	resp.Body.Close()
 	kind := proxyauth.Classify(resp, nil)
 	if kind != proxyauth.KindOriginAuth {
-		return fmt.Errorf("Classify = %v, want %v", kind, proxyauth.KindOriginAuth)
+		return fmt.Errorf("proxyauth.Classify = %v, want %v", kind, proxyauth.KindOriginAuth)
 	}
 	fmt.Printf("   GET %s/private -> %s; Classify: %s\n", secure.URL, resp.Status, kind)
 	fmt.Printf("   CheckResponse: %v\n", proxyauth.CheckResponse(resp))
