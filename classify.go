@@ -51,6 +51,8 @@ type ProxyAuthError struct {
 	Err error
 }
 
+// Error describes the proxy's demand, without a password or a
+// Proxy-Authorization value.
 func (e *ProxyAuthError) Error() string {
 	socks := e.Proxy != nil && strings.HasPrefix(e.Proxy.Scheme, "socks")
 	proxy := "proxy"
@@ -107,6 +109,8 @@ type AuthError struct {
 	Challenges []Challenge
 }
 
+// Error names the origin server, with any password in its URL masked,
+// and its status.
 func (e *AuthError) Error() string {
 	target := "origin server"
 	if e.URL != nil {
@@ -144,6 +148,7 @@ type ProxyError struct {
 	Err error
 }
 
+// Error names the proxy, without userinfo, and the step that failed.
 func (e *ProxyError) Error() string {
 	proxy := "proxy"
 	if e.Proxy != nil {
@@ -192,6 +197,8 @@ type StatusError struct {
 	StatusCode int
 }
 
+// Error names the server, with any password in its URL masked, and its
+// status.
 func (e *StatusError) Error() string {
 	target := "server"
 	if e.URL != nil {

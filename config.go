@@ -27,6 +27,8 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error returns "proxyauth: ", the field, the masked value quoted if any,
+// and the reason.
 func (e *ConfigError) Error() string {
 	s := "proxyauth: " + e.Field
 	if e.Value != "" {

@@ -169,9 +169,11 @@ func (s ProxyState) String() string {
 // holds the failure of each proxy tried, in order; [errors.As] and
 // [errors.Is] look into each.
 type PoolError struct {
+	// Errors holds the failure of each proxy tried, in the order tried.
 	Errors []error
 }
 
+// Error lists the failures, each without its "proxyauth: " prefix.
 func (e *PoolError) Error() string {
 	parts := make([]string, len(e.Errors))
 	for i, err := range e.Errors {

@@ -149,7 +149,13 @@ type Config struct {
 
 // Credentials is a username and password for a proxy.
 type Credentials struct {
+	// Username is the username, sent as it is, "" included; Bearer
+	// ignores it. Basic cannot carry one with a colon, and SOCKS5 needs
+	// 1 to 255 bytes.
 	Username string
+	// Password is the password, or the token for Bearer; "" is an empty
+	// password. It never appears in an error, a log record or the output
+	// of String.
 	Password string
 }
 
