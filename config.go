@@ -176,7 +176,7 @@ func parseProxy(field, raw string) (*proxySpec, error) {
 	}
 	at := strings.LastIndex(rest, "@")
 	if at > len(authority) {
-		return nil, bad(`a "/", "?" or "#" before the "@" (in the username or password, since a proxy URL has no path, query or fragment); ` + encode)
+		return nil, bad(`an unencoded "/", "?" or "#" in the username or password (before the last "@"); ` + encode)
 	}
 	userinfo, hostport := "", authority
 	if at >= 0 {
