@@ -35,14 +35,16 @@ func String(u *url.URL) string {
 // side of hiding too much:
 //   - A password may hold any of "@:/#?", so everything between the scheme
 //     (or the start) and the last "@" goes.
-//   - Without an "@", text after a ":" that is not a port number (1 to
-//     65535) may be a password given without its host ("http://alice:pw"),
-//     so it goes, with everything after it.
+//   - Without an "@", text after a ":" that is not followed by a port
+//     number (1 to 65535), or after a ":" in the path, may be a password
+//     given without its host ("http://alice:pw", "http:///alice:pw"), so
+//     it goes, with everything after it.
 //   - A query or a fragment may hold a token or a password.
 //
 // The scheme is kept when it is followed by "://", and so are the common
-// typos of a known proxy scheme ("http//", "http:/", "http:"), so that a
-// message can show them. Leading whitespace is kept too.
+// typos of a known proxy scheme ("http//", and "http:/" or "http:" before
+// userinfo), so that a message can show them. Leading whitespace is kept
+// too.
 func Raw(s string) string {
 	lead := s[:len(s)-len(strings.TrimLeftFunc(s, unicode.IsSpace))]
 	prefix, rest := splitScheme(s[len(lead):])
@@ -53,9 +55,15 @@ func Raw(s string) string {
 	}
 	hostport, tail := cutAuthority(rest)
 	if i := portColon(hostport); i >= 0 {
-		if strings.Count(hostport[i+1:], ":") > 0 || !validPort(hostport[i+1:]) {
+		port := hostport[i+1:]
+		if strings.Contains(port, ":") || !validPort(port) || port == "" && tail != "" {
 			return prefix + hostport[:i+1] + mask
 		}
+	}
+	// A colon in the path may follow a password whose host is missing
+	// after a slash too many ("http:///alice:pw").
+	if i := strings.IndexAny(tail, ":?#"); i >= 0 && tail[i] == ':' {
+		return prefix + hostport + tail[:i+1] + mask
 	}
 	return prefix + hostport + maskTail(tail)
 }
@@ -84,10 +92,17 @@ func splitScheme(s string) (prefix, rest string) {
 	for _, k := range knownSchemes {
 		known = known || strings.EqualFold(s[:n], k)
 	}
+	// A colon after the name may instead separate a username from a
+	// password ("http:pw"): the name is kept only when an "@" follows, so
+	// that the password is masked anyway.
 	switch {
 	case !known:
 		return "", s
-	case strings.HasPrefix(after, "//"), strings.HasPrefix(after, ":/"):
+	case strings.HasPrefix(after, "//"):
+		return s[:n+2], s[n+2:]
+	case !strings.Contains(after, "@"):
+		return "", s
+	case strings.HasPrefix(after, ":/"):
 		return s[:n+2], s[n+2:]
 	case strings.HasPrefix(after, ":") && (len(after) == 1 || after[1] < '0' || after[1] > '9'):
 		return s[:n+1], s[n+1:]
@@ -116,12 +131,13 @@ func cutAuthority(s string) (authority, tail string) {
 }
 
 // portColon returns the index in hostport of the first ":" outside the
-// brackets of an IPv6 address, or -1.
+// brackets of an IPv6 address, or -1. An unclosed bracket counts as one
+// only when what follows it could be an IPv6 address.
 func portColon(hostport string) int {
 	i := 0
 	if strings.HasPrefix(hostport, "[") {
 		j := strings.IndexByte(hostport, ']')
-		if j < 0 {
+		if j < 0 && strings.Trim(hostport[1:], "0123456789abcdefABCDEF:.") == "" {
 			return -1
 		}
 		i = j + 1
