@@ -272,8 +272,10 @@ func whitespace(raw string) string {
 	switch {
 	case strings.TrimLeftFunc(raw, unicode.IsSpace) != raw:
 		return "starts with " + what + ": remove it"
+	case strings.TrimRightFunc(raw, unicode.IsSpace) != raw && what == "a line break":
+		return "ends with a line break (as when read from a file): remove it"
 	case strings.TrimRightFunc(raw, unicode.IsSpace) != raw:
-		return "ends with " + what + " (as when read from a file): remove it"
+		return "ends with " + what + ": remove it"
 	}
 	return "contains " + what + "; percent-encode one that belongs in the username or password (a space as %20)"
 }

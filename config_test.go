@@ -92,6 +92,7 @@ func TestConfigErrorNamesTheCause(t *testing.T) {
 		{"leading space", " http://alice:S3cr3t@127.0.0.1:3128", "starts with a space", " http://xxxxx@127.0.0.1:3128"},
 		{"trailing line break", "http://alice:S3cr3t@127.0.0.1:3128\n", "ends with a line break", "http://xxxxx@127.0.0.1:3128\n"},
 		{"trailing line break without host", "http://alice:S3cr3t\r\n", "ends with a line break", "http://alice:xxxxx"},
+		{"trailing space", "http://127.0.0.1:3128 ", "ends with a space: remove it", "http://127.0.0.1:xxxxx"},
 		{"tab inside", "http://127.0.0.1:\t3128", "contains a tab", "http://127.0.0.1:xxxxx"},
 		{"space in password", "http://alice:S3c r3t@127.0.0.1:3128", "contains a space; percent-encode", "http://xxxxx@127.0.0.1:3128"},
 		{"control character", "http://alice:S3cr3t\x00@127.0.0.1:3128", "contains a control character", "http://xxxxx@127.0.0.1:3128"},
