@@ -115,6 +115,8 @@ type AuthError struct {
 	Challenges []Challenge
 }
 
+// Error names the origin server, with any password in its URL masked,
+// and its status.
 func (e *AuthError) Error() string {
 	target := "origin server"
 	if e.URL != nil {
@@ -205,6 +207,8 @@ type StatusError struct {
 	StatusCode int
 }
 
+// Error names the server, with any password in its URL masked, and its
+// status.
 func (e *StatusError) Error() string {
 	target := "server"
 	if e.URL != nil {

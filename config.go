@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/http/httpproxy"
 
@@ -25,6 +27,8 @@ type ConfigError struct {
 	Reason string
 }
 
+// Error returns "proxyauth: ", the field, the masked value quoted if any,
+// and the reason.
 func (e *ConfigError) Error() string {
 	s := "proxyauth: " + e.Field
 	if e.Value != "" {
@@ -98,8 +102,12 @@ func checkPoolConfig(cfg *Config) error {
 			if u, err := url.Parse(p); err != nil || u.Host == "" {
 				return bad("Probe", redact.Raw(p), "not a usable URL")
 			}
-		} else if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			return bad("Probe", p, `neither "host:port" nor an http:// or https:// URL`)
+		} else if strings.Contains(p, "@") {
+			return bad("Probe", redact.Raw(p), `a "host:port" to probe has no userinfo: a probe sends the proxy's own credentials`)
+		} else if host, port, err := net.SplitHostPort(p); err != nil || host == "" || port == "" {
+			return bad("Probe", redact.Raw(p), `neither "host:port" nor an http:// or https:// URL`)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("Probe", redact.Raw(p), `the port of a "host:port" to probe is not a number from 1 to 65535`)
 		}
 	}
 	return nil
@@ -128,41 +136,108 @@ type proxySpec struct {
 func (p *proxySpec) socks() bool { return strings.HasPrefix(p.url.Scheme, "socks") }
 
 // parseProxy validates one proxy URL. Like httpproxy, it takes a value
-// without a scheme to mean "http://". Its errors never quote the input
-// unmasked, nor the text of url.Parse's errors, which can hold part of a
-// password.
+// without a scheme to mean "http://". Its errors name the first thing that
+// is wrong, and never quote the input unmasked, nor the text of url.Parse's
+// errors, which can hold part of a password. It splits the URL itself
+// before url.Parse sees it because url.Parse's errors cannot tell a bad
+// port from an unencoded "/" in a password or a missing "://".
 func parseProxy(field, raw string) (*proxySpec, error) {
 	bad := func(reason string) error {
 		return &ConfigError{Field: field, Value: redact.Raw(raw), Reason: reason}
 	}
-	const encode = "; percent-encode reserved characters such as @ : % # / ? in the username and password"
+	const encode = "percent-encode reserved characters in the username and password (@ as %40, : as %3A, % as %25, # as %23, / as %2F, ? as %3F)"
 	if strings.TrimSpace(raw) == "" {
 		return nil, bad("empty proxy URL")
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		if u2, err2 := url.Parse("http://" + raw); err2 == nil {
-			u, err = u2, nil
+	if reason := whitespace(raw); reason != "" {
+		return nil, bad(reason)
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		if s := misspeltScheme(raw); s != "" {
+			return nil, bad(`missing "://" after the scheme: write ` + s + "://host:port")
 		}
+		scheme, rest = "http", raw
+	} else if !isScheme(scheme) {
+		return nil, bad(`the text before "://" is not a scheme; ` + encode)
 	}
-	if err != nil {
-		return nil, bad("not a URL" + encode)
-	}
-	switch u.Scheme {
+	switch scheme = strings.ToLower(scheme); scheme {
 	case "http", "https", "socks5", "socks5h":
 	default:
-		return nil, bad("unsupported proxy scheme " + strconv.Quote(u.Scheme) + ": use http, https, socks5 or socks5h")
+		return nil, bad("unsupported proxy scheme " + strconv.Quote(scheme) + ": use http, https, socks5 or socks5h")
 	}
-	if u.Hostname() == "" {
-		return nil, bad("no host")
+
+	// The authority ends at the first "/", "?" or "#", unless the last "@"
+	// comes after it: then one of them is in the userinfo, since a proxy
+	// URL has no path, query or fragment.
+	authority, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, tail = rest[:i], rest[i:]
 	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, bad("port " + strconv.Quote(p) + " is not a number from 1 to 65535")
+	at := strings.LastIndex(rest, "@")
+	if at > len(authority) {
+		return nil, bad(`an unencoded "/", "?" or "#" in the username or password (before the last "@"); ` + encode)
+	}
+	userinfo, hostport := "", authority
+	if at >= 0 {
+		userinfo, hostport = authority[:at], authority[at+1:]
+		if reason := checkUserinfo(userinfo); reason != "" {
+			return nil, bad(reason + "; " + encode)
 		}
 	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, bad("a proxy URL has no path, query or fragment" + encode)
+	host, port, hasPort := hostport, "", false
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return nil, bad(`no "]" closing the IPv6 address: write it as [::1]:3128`)
+		}
+		host, port = hostport[1:end], hostport[end+1:]
+		if port != "" && port[0] != ':' {
+			return nil, bad(`text after the "]" of the IPv6 address: write it as [::1]:3128`)
+		}
+		port, hasPort = strings.CutPrefix(port, ":")
+	} else if i := strings.IndexByte(hostport, ':'); i >= 0 {
+		host, port, hasPort = hostport[:i], hostport[i+1:], true
+		if strings.Contains(port, ":") {
+			if at < 0 {
+				return nil, bad(`more than one ":" in the host and port: an IPv6 address needs brackets ([::1]:3128); a username and password need "@host:port" after them`)
+			}
+			return nil, bad(`more than one ":" in the host and port: an IPv6 address needs brackets ([::1]:3128)`)
+		}
+	}
+	switch {
+	case host == "" && at >= 0:
+		return nil, bad(`no host after the "@": write user:password@host:port`)
+	case host == "" && hasPort:
+		return nil, bad("no host before the port")
+	case host == "":
+		return nil, bad("no host: write " + scheme + "://host:port")
+	}
+	if hasPort && port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
+			if at < 0 {
+				// The "port" may be a password given without the host:
+				// it must not be quoted.
+				return nil, bad(`the port is not a number from 1 to 65535 (or this is a username and password without "@host:port" after them)`)
+			}
+			return nil, bad("the port " + strconv.Quote(port) + " is not a number from 1 to 65535")
+		}
+	}
+	switch {
+	case tail == "", tail == "/":
+	case tail[0] == '?':
+		return nil, bad("a proxy URL has no query: remove the text from the \"?\"")
+	case tail[0] == '#':
+		return nil, bad("a proxy URL has no fragment: remove the text from the \"#\"")
+	case strings.ContainsAny(tail, "?#"):
+		return nil, bad("a proxy URL has no path, query or fragment: remove the text from the \"/\"")
+	default:
+		return nil, bad("a proxy URL has no path: remove " + strconv.Quote(tail))
+	}
+
+	u, err := url.Parse(scheme + "://" + authority)
+	if err != nil {
+		return nil, bad("the host " + strconv.Quote(host) + " is not a host name or IP address")
 	}
 	spec := &proxySpec{field: field, url: &url.URL{Scheme: u.Scheme, Host: u.Host}}
 	if u.User != nil {
@@ -176,6 +251,88 @@ func parseProxy(field, raw string) (*proxySpec, error) {
 		}
 	}
 	return spec, nil
+}
+
+// whitespace returns the reason to reject a proxy URL that holds a space or
+// a control character, or "".
+func whitespace(raw string) string {
+	i := strings.IndexFunc(raw, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+	if i < 0 {
+		return ""
+	}
+	what := "a control character"
+	switch r, _ := utf8.DecodeRuneInString(raw[i:]); {
+	case r == '\n' || r == '\r':
+		what = "a line break"
+	case r == '\t':
+		what = "a tab"
+	case unicode.IsSpace(r):
+		what = "a space"
+	}
+	switch {
+	case strings.TrimLeftFunc(raw, unicode.IsSpace) != raw:
+		return "starts with " + what + ": remove it"
+	case strings.TrimRightFunc(raw, unicode.IsSpace) != raw && what == "a line break":
+		return "ends with a line break (as when read from a file): remove it"
+	case strings.TrimRightFunc(raw, unicode.IsSpace) != raw:
+		return "ends with " + what + ": remove it"
+	}
+	return "contains " + what + "; percent-encode one that belongs in the username or password (a space as %20)"
+}
+
+// misspeltScheme returns the scheme of a raw proxy URL that starts with a
+// known scheme but lacks its "://" ("http//", "http:/", "http:host"), or "".
+// "http:3128" is the host "http" with a port.
+func misspeltScheme(raw string) string {
+	for _, s := range []string{"https", "http", "socks5h", "socks5"} {
+		if len(raw) < len(s) || !strings.EqualFold(raw[:len(s)], s) {
+			continue
+		}
+		after := raw[len(s):]
+		switch {
+		case strings.HasPrefix(after, "//"), strings.HasPrefix(after, ":/"):
+			return strings.ToLower(s)
+		case strings.HasPrefix(after, ":") && (len(after) == 1 || after[1] < '0' || after[1] > '9'):
+			return strings.ToLower(s)
+		}
+	}
+	return ""
+}
+
+// isScheme reports whether s is a URL scheme (RFC 3986, section 3.1).
+func isScheme(s string) bool {
+	for i, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkUserinfo returns what is wrong with the userinfo of a proxy URL, or
+// "", by the rules of url.Parse (which accepts an "@" in it).
+func checkUserinfo(userinfo string) string {
+	for i := 0; i < len(userinfo); i++ {
+		c := userinfo[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(userinfo) || !isHex(userinfo[i+1]) || !isHex(userinfo[i+2]) {
+				return `a "%" in the username or password that does not start an escape such as %40`
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			strings.IndexByte("-._:~!$&'()*+,;=@", c) >= 0:
+		default:
+			return "the username or password holds a character that must be percent-encoded"
+		}
+	}
+	return ""
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // envConfig is the proxy environment, read once as httpproxy reads it, with

@@ -47,45 +47,76 @@ type AttemptInfo struct {
 	// Scheme is the authentication scheme of the credentials sent, ""
 	// for none (or credentials the caller set).
 	Scheme string
-	// StatusCode, Err and Duration describe the outcome (AttemptEnd
-	// only): the status of the response or of the proxy's failure
-	// answer, the typed error if any, and the time taken.
+	// StatusCode is the status of the response, or of the proxy's
+	// answer to a failed attempt (407, a CONNECT's 503, ...); 0 when
+	// there was none, and always in AttemptStart.
 	StatusCode int
-	Err        error
-	Duration   time.Duration
+	// Err is the typed error of a failed attempt (AttemptEnd only); nil
+	// when the attempt got a response.
+	Err error
+	// Duration is the time the attempt took, until its response header
+	// or its failure (AttemptEnd only); 0 in AttemptStart.
+	Duration time.Duration
 }
 
 // ChallengeInfo describes a proxy's demand for credentials.
 type ChallengeInfo struct {
-	Proxy      *url.URL
-	Phase      string
-	Attempt    int
-	StatusCode int // 407, or 401 from a misconfigured proxy; 0 for SOCKS5
+	// Proxy is the proxy, without userinfo.
+	Proxy *url.URL
+	// Phase is the phase of the attempt it answered, as in
+	// AttemptInfo.Phase: "plain", "CONNECT" or "socks".
+	Phase string
+	// Attempt is the number of the attempt it answered, from 1, as in
+	// AttemptInfo.Attempt.
+	Attempt int
+	// StatusCode is 407, or 401 from a misconfigured proxy; 0 for a
+	// SOCKS5 proxy's refusal.
+	StatusCode int
+	// Challenges lists what the proxy offered, in its order; empty for
+	// a SOCKS5 proxy or a 407 without Proxy-Authenticate.
 	Challenges []Challenge
-	Rejected   bool // credentials were sent and refused
+	// Rejected reports that credentials were sent and refused; false
+	// when the attempt sent none.
+	Rejected bool
 }
 
 // RefreshInfo describes one call of the CredentialsFunc.
 type RefreshInfo struct {
-	Proxy    *url.URL
-	Rejected bool  // it was asked because the proxy refused the previous credentials
-	Err      error // its error, if any
+	// Proxy is the proxy the credentials are for, without userinfo.
+	Proxy *url.URL
+	// Rejected reports that the call was made because the proxy refused
+	// the previous credentials; false for the first call.
+	Rejected bool
+	// Err is the CredentialsFunc's error; nil when it succeeded.
+	Err error
+	// Duration is how long the call took.
 	Duration time.Duration
 }
 
 // FailoverInfo describes a request moving from one proxy to the next.
 type FailoverInfo struct {
-	From, To *url.URL
-	Target   string
-	Err      error // why it left From
+	// From is the proxy the request leaves, without userinfo.
+	From *url.URL
+	// To is the proxy it tries next, without userinfo.
+	To *url.URL
+	// Target is the request's URL, with any password masked.
+	Target string
+	// Err is the failure at From that made the request move on.
+	Err error
 }
 
 // ProxyStateInfo describes a change of a pool proxy's state.
 type ProxyStateInfo struct {
+	// Proxy is the proxy, without userinfo.
 	Proxy *url.URL
+	// State is its new state.
 	State ProxyState
-	Until time.Time // when a probe may bring it back; zero when readmitted
-	Err   error     // the failure that caused it, if known
+	// Until is when a probe may bring it back; zero when it is
+	// readmitted.
+	Until time.Time
+	// Err is the failure that took it out of rotation, if known; nil
+	// when it is readmitted.
+	Err error
 }
 
 // observer sends what happens to the Logger and the Hooks of a Config.

@@ -18,7 +18,8 @@ import (
 
 // PoolConfig configures a pool of proxies: which one a request goes to,
 // how their health is watched, and when a request moves to another one.
-// A pool of one proxy has no health checks: its proxy is always used.
+// A pool of one proxy has no health checks: its proxy is always used, and
+// is unchecked until it first answers a request, then healthy.
 // The zero value means ordered failover with the defaults below.
 //
 // Health: a proxy starts unchecked and is probed before its first use (or
@@ -142,7 +143,8 @@ func (s Strategy) String() string {
 type ProxyState int32
 
 const (
-	// StateUnchecked: not probed or used yet.
+	// StateUnchecked: not probed yet, nor (for the proxy of a pool of
+	// one, which is never probed) answered a request.
 	StateUnchecked ProxyState = iota
 	// StateHealthy: in rotation.
 	StateHealthy
@@ -167,9 +169,11 @@ func (s ProxyState) String() string {
 // holds the failure of each proxy tried, in order; [errors.As] and
 // [errors.Is] look into each.
 type PoolError struct {
+	// Errors holds the failure of each proxy tried, in the order tried.
 	Errors []error
 }
 
+// Error lists the failures, each without its "proxyauth: " prefix.
 func (e *PoolError) Error() string {
 	parts := make([]string, len(e.Errors))
 	for i, err := range e.Errors {
@@ -267,9 +271,6 @@ func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 	p.nextDue.Store(math.MaxInt64)
 	for i, r := range routes {
 		m := &member{index: i, weight: max(weights[i], 1), route: r, pool: p}
-		if n == 1 {
-			m.state.Store(int32(StateHealthy))
-		}
 		r.onCredentialsChange = m.credentialsChanged
 		p.members = append(p.members, m)
 	}
@@ -395,7 +396,7 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 			p.obs.failover(FailoverInfo{From: prev.route.spec.url, To: m.route.spec.url, Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
 		}
 		prev = m
-		if !rot.panic && ProxyState(m.state.Load()) == StateUnchecked && p.ctx.Err() == nil {
+		if !single && !rot.panic && ProxyState(m.state.Load()) == StateUnchecked && p.ctx.Err() == nil {
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
 				continue
@@ -504,10 +505,14 @@ func healthFailure(err error) bool {
 // Proxy-Authorization field, whose refusal says nothing of the proxy.
 func (m *member) observe(start time.Time, resp *http.Response, err error, single, caller bool) {
 	m.stats.record(m.pool.now().Sub(start), resp, err)
+	var pae *ProxyAuthError
 	if single {
+		// No health checks: the proxy is healthy from its first answer on.
+		if ProxyState(m.state.Load()) == StateUnchecked && (err == nil || errors.As(err, &pae)) {
+			m.pool.setIn(m)
+		}
 		return
 	}
-	var pae *ProxyAuthError
 	switch {
 	case healthFailure(err):
 		if m.consecutive.Add(1) >= m.pool.ejectAfter {

@@ -49,9 +49,14 @@ type Config struct {
 	// "http://", "https://" (TLS to the proxy), "socks5://" or
 	// "socks5h://", each optionally with userinfo
 	// ("http://user:pass@proxy:3128"; percent-encode reserved characters
-	// such as @ : % # / in the username and password). Two or more make a
-	// pool with health checks and failover: see [PoolConfig]. Pool.Proxies
-	// gives the same list with settings per proxy; set one of the two.
+	// such as @ : % # / ? in the username and password). A URL without a
+	// scheme means "http://" ("proxy:3128" is "http://proxy:3128"). A URL
+	// without a port gets the scheme's default port, as with net/http: 80
+	// for http://, 443 for https://, 1080 for socks5:// and socks5h://
+	// (not squid's 3128). A proxy URL has no path, query or fragment. Two
+	// or more make a pool with health checks and failover: see
+	// [PoolConfig]. Pool.Proxies gives the same list with settings per
+	// proxy; set one of the two.
 	//
 	// Empty: the proxies come from the environment, read once when New
 	// runs, through golang.org/x/net/http/httpproxy: HTTPS_PROXY for
@@ -159,7 +164,13 @@ type Config struct {
 // Credentials is a username and password for a proxy. Printing it, with
 // fmt, as JSON or through slog, masks the password.
 type Credentials struct {
+	// Username is the username, sent as it is, "" included; Bearer
+	// ignores it. Basic cannot carry one with a colon, and SOCKS5 needs
+	// 1 to 255 bytes.
 	Username string
+	// Password is the password, or the token for Bearer; "" is an empty
+	// password. It never appears in an error, a log record or the output
+	// of String.
 	Password string
 }
 

@@ -166,9 +166,11 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 		return c, nil
 	}
 	t.DialContext = r.bounded(rawDial)
+	//lint:ignore SA1019 the deprecated field is cleared so that the clone dials only through rawDial, which honours it.
 	t.Dial = nil
 	if proxyURL.Scheme == "https" {
 		t.DialTLSContext = r.bounded(r.dialTLS(base.TLSClientConfig, rawDial))
+		//lint:ignore SA1019 the deprecated field is cleared so that TLS to the proxy goes only through dialTLS.
 		t.DialTLS = nil
 	}
 	t.ProxyConnectHeader = nil
@@ -230,7 +232,9 @@ func baseDialer(base *http.Transport) func(ctx context.Context, network, addr st
 	switch {
 	case base.DialContext != nil:
 		return base.DialContext
+	//lint:ignore SA1019 a Base that sets only the deprecated Dial must still have it used.
 	case base.Dial != nil:
+		//lint:ignore SA1019 a Base that sets only the deprecated Dial must still have it used.
 		return func(_ context.Context, network, addr string) (net.Conn, error) { return base.Dial(network, addr) }
 	}
 	var d net.Dialer

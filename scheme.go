@@ -66,8 +66,10 @@ func (basicScheme) Name() string           { return "Basic" }
 func (basicScheme) Strength(Challenge) int { return 10 }
 
 func (basicScheme) Start(_ *Challenge, c Credentials) (Authorizer, error) {
-	if strings.Contains(c.Username, ":") {
-		return nil, fmt.Errorf("username %q contains a colon, which Basic authentication cannot carry", c.Username)
+	if name, _, colon := strings.Cut(c.Username, ":"); colon {
+		// What follows the colon is often the password, given as
+		// "user:password" in the username: it is not quoted.
+		return nil, fmt.Errorf("username %q contains a colon, which Basic authentication cannot carry", name+":xxxxx")
 	}
 	return fixedAuthorizer("Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))), nil
 }

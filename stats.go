@@ -39,12 +39,19 @@ type ProxyStats struct {
 	LastError string
 }
 
-// LatencyStats summarises the latencies of a proxy's requests.
+// LatencyStats summarises the latencies of a proxy's requests since the
+// Transport was made, each measured until the response header or the
+// failure. Its zero value means no request yet.
 type LatencyStats struct {
+	// Count is the number of requests measured since the Transport was
+	// made, the same as ProxyStats.Requests.
 	Count uint64
-	Mean  time.Duration
-	Max   time.Duration
-	Last  time.Duration
+	// Mean is the mean latency of those requests; 0 without any.
+	Mean time.Duration
+	// Max is the longest latency of those requests; 0 without any.
+	Max time.Duration
+	// Last is the latency of the request that ended last; 0 without any.
+	Last time.Duration
 }
 
 // memberStats counts the outcomes of one proxy's requests.

@@ -14,7 +14,10 @@ const defaultRealm = "proxyauthtest"
 // Credentials is a username and password pair that a proxy accepts. Either
 // may be empty.
 type Credentials struct {
-	Username, Password string
+	// Username is the username the client must send.
+	Username string
+	// Password is the password the client must send with Username.
+	Password string
 }
 
 // Authenticator is a proxy authentication scheme: it produces the challenges
@@ -50,9 +53,14 @@ type Verifier interface {
 
 // Verdict is the outcome of [Verifier.Verify]. It is a plain value.
 type Verdict struct {
-	Authorized bool     // the credentials were accepted
-	Challenges []string // on failure, the Proxy-Authenticate values to send instead of Challenges(); nil means Challenges()
-	Info       string   // on success, the Proxy-Authentication-Info value to send; "" means none
+	// Authorized reports that the credentials were accepted.
+	Authorized bool
+	// Challenges are, on failure, the Proxy-Authenticate values to send
+	// instead of Challenges(); nil means Challenges().
+	Challenges []string
+	// Info is, on success, the Proxy-Authentication-Info value to send;
+	// "" means none.
+	Info string
 }
 
 // verify applies a to r: through Verify when a implements [Verifier], through
@@ -253,6 +261,7 @@ func isTokenChar(c byte) bool {
 //
 // Basic is safe for concurrent use.
 type Basic struct {
+	// Realm is the realm of the challenge; "" means "proxyauthtest".
 	Realm string
 }
 

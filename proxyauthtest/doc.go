@@ -5,7 +5,8 @@
 // tunnels, over HTTP or HTTPS) that demands credentials through
 // Proxy-Authorization, Basic by default. [SOCKS5Proxy] is a SOCKS5 proxy that
 // demands username/password authentication (RFC 1928, RFC 1929). Both record
-// what they receive and can be made to misbehave at run time, so that tests can
+// what they receive (Requests; ResetRequests forgets the records, between the
+// steps of a test) and can be made to misbehave at run time, so that tests can
 // check how a client copes with credential rotation, rejections, failed
 // tunnels and dropped connections.
 //

@@ -88,12 +88,25 @@ type Proxy struct {
 
 // Request is the record of one request received by a [Proxy].
 type Request struct {
-	Method             string   // "CONNECT", "GET", ...
-	Target             string   // the request target as received: an absolute URL for plain requests, host:port for CONNECT
-	ProxyAuthorization []string // every Proxy-Authorization value received, as received; nil if there was none
-	Scheme             string   // the scheme of the first Proxy-Authorization value ("Basic", "Digest", ...: canonical case for the well-known schemes), "" if there was none
-	Authorized         bool     // the credentials were accepted (false if the proxy hung up before checking them)
-	Status             int      // the status the proxy answered with (for a forwarded request: the origin's status; for an opened tunnel: 200; 0 if it hung up)
+	// Method is the request's method: "CONNECT", "GET", ...
+	Method string
+	// Target is the request target as received: an absolute URL for
+	// plain requests, host:port for CONNECT.
+	Target string
+	// ProxyAuthorization holds every Proxy-Authorization value received,
+	// as received; nil if there was none.
+	ProxyAuthorization []string
+	// Scheme is the scheme of the first Proxy-Authorization value
+	// ("Basic", "Digest", ...: canonical case for the well-known
+	// schemes); "" if there was none.
+	Scheme string
+	// Authorized reports that the credentials were accepted; false if
+	// the proxy hung up before checking them.
+	Authorized bool
+	// Status is the status the proxy answered with: for a forwarded
+	// request, the origin's status; for an opened tunnel, 200; 0 if it
+	// hung up.
+	Status int
 }
 
 // NewProxy returns a started [Proxy] that accepts exactly the given
@@ -295,7 +308,11 @@ func (p *Proxy) Requests() []Request {
 	return out
 }
 
-// ResetRequests forgets every request recorded so far.
+// ResetRequests forgets every request recorded so far, so that Requests
+// returns only those received after it: call it between the steps of a
+// test that checks what each step sent. A request received before the
+// call is forgotten even if it is still in progress. It is safe to call
+// concurrently with requests.
 func (p *Proxy) ResetRequests() {
 	p.mu.Lock()
 	p.requests = nil

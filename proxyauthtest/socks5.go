@@ -71,9 +71,14 @@ type SOCKS5Proxy struct {
 // SOCKS5Request is the record of one SOCKS5 handshake received by a
 // [SOCKS5Proxy].
 type SOCKS5Request struct {
-	Username   string // the username offered ("" when the client offered no username/password method)
-	Target     string // host:port asked for ("" if the handshake ended before the CONNECT command)
-	Authorized bool   // the credentials were accepted
+	// Username is the username offered; "" when the client offered no
+	// username/password method.
+	Username string
+	// Target is the host:port asked for; "" if the handshake ended
+	// before the CONNECT command.
+	Target string
+	// Authorized reports that the credentials were accepted.
+	Authorized bool
 }
 
 // NewSOCKS5Proxy returns a started [SOCKS5Proxy] that accepts exactly the
@@ -156,6 +161,15 @@ func (p *SOCKS5Proxy) Requests() []SOCKS5Request {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.requests)
+}
+
+// ResetRequests forgets every handshake recorded so far, so that Requests
+// returns only those that end after it. It is safe to call concurrently
+// with handshakes.
+func (p *SOCKS5Proxy) ResetRequests() {
+	p.mu.Lock()
+	p.requests = nil
+	p.mu.Unlock()
 }
 
 // acceptLoop accepts connections until the listener fails.

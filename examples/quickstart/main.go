@@ -85,6 +85,7 @@ func run() error {
 		return err
 	}
 	defer withCreds.CloseIdleConnections()
+	proxy.ResetRequests() // forget step 1's requests: list only this step's below
 	for _, target := range []string{plain.URL, secure.URL} {
 		resp, err := withCreds.Get(target)
 		if err != nil {
@@ -97,8 +98,12 @@ func run() error {
 		}
 		fmt.Printf("   GET %-26s -> %s: %q\n", target, resp.Status, body)
 	}
-	for _, r := range proxy.Requests() {
+	seen := proxy.Requests()
+	for _, r := range seen {
 		fmt.Printf("   the proxy saw %-7s %-26s authorized %t\n", r.Method, r.Target, r.Authorized)
+	}
+	if len(seen) != 2 || !seen[0].Authorized || !seen[1].Authorized {
+		return fmt.Errorf("the proxy saw %d requests in step 2, want 2, both authorized", len(seen))
 	}
 
 	fmt.Println("\n3. The origin's own 401 is a response, and Classify tells it from the proxy's.")
@@ -109,7 +114,7 @@ func run() error {
 	resp.Body.Close()
 	kind := proxyauth.Classify(resp, nil)
 	if kind != proxyauth.KindOriginAuth {
-		return fmt.Errorf("Classify = %v, want %v", kind, proxyauth.KindOriginAuth)
+		return fmt.Errorf("proxyauth.Classify = %v, want %v", kind, proxyauth.KindOriginAuth)
 	}
 	fmt.Printf("   GET %s/private -> %s; Classify: %s\n", secure.URL, resp.Status, kind)
 	fmt.Printf("   CheckResponse: %v\n", proxyauth.CheckResponse(resp))

@@ -40,9 +40,16 @@ var (
 
 // Challenge is one parsed challenge.
 type Challenge struct {
-	Scheme  string            // canonical case for known schemes: "Basic", "Digest", "NTLM", "Negotiate", "Bearer"; other schemes as received
-	Params  map[string]string // auth-params, keys lower-cased, values unquoted (backslash escapes removed); nil when there are none
-	Token68 string            // the token68 form (e.g. NTLM/Negotiate blobs), "" when absent
+	// Scheme is the auth-scheme, in canonical case for the known schemes
+	// ("Basic", "Digest", "NTLM", "Negotiate", "Bearer") and as received
+	// for others.
+	Scheme string
+	// Params holds the auth-params, keys lower-cased, values unquoted
+	// (backslash escapes removed); nil when there are none.
+	Params map[string]string
+	// Token68 is the token68 form (e.g. NTLM/Negotiate blobs); "" when
+	// absent.
+	Token68 string
 }
 
 // Parse parses every challenge in every field value (a header may be

@@ -32,14 +32,25 @@ import (
 
 // Challenge is a Digest challenge's parameters.
 type Challenge struct {
-	Realm     string
-	Nonce     string
-	Opaque    string   // "" when absent
-	Algorithm string   // as received, "" when absent (means MD5)
-	QOP       []string // offered qop values, lower-cased, e.g. ["auth", "auth-int"]; nil when the server sent no qop (RFC 2069)
-	Stale     bool
-	UserHash  bool
-	Charset   string // "UTF-8" or ""
+	// Realm is the realm parameter; "" when absent.
+	Realm string
+	// Nonce is the nonce parameter.
+	Nonce string
+	// Opaque is the opaque parameter, returned as it is; "" when absent.
+	Opaque string
+	// Algorithm is the algorithm as received; "" when absent (which
+	// means MD5).
+	Algorithm string
+	// QOP lists the offered qop values, lower-cased, e.g. ["auth",
+	// "auth-int"]; nil when the server sent no qop (RFC 2069).
+	QOP []string
+	// Stale reports stale=true: the nonce expired, the credentials did
+	// not fail.
+	Stale bool
+	// UserHash reports userhash=true: the username is sent hashed.
+	UserHash bool
+	// Charset is "UTF-8" when the server sent charset=UTF-8, else "".
+	Charset string
 }
 
 // clone returns a copy of c that shares no memory with it.
@@ -163,7 +174,9 @@ func algorithmHash(algorithm string) (newHash func() hash.Hash, sess, ok bool) {
 
 // Options tunes a Session; the zero value is the production setting.
 type Options struct {
-	Rand io.Reader // source of cnonce bytes; nil means crypto/rand.Reader (tests use a fixed reader)
+	// Rand is the source of cnonce bytes; nil means crypto/rand.Reader
+	// (tests use a fixed reader).
+	Rand io.Reader
 }
 
 // cnonceFunc appends a new client nonce to dst.
