@@ -332,7 +332,8 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 
 // Format formats c as fmt formats its fields with %v, %+v or %#v, with the
 // password of each proxy URL (in Proxies and Pool.Proxies) masked as
-// "xxxxx" and the username kept; Base, Logger and the functions print as
+// "xxxxx" and the username kept, and Pool.Probe masked (see
+// [PoolConfig.Format]); Base, Logger and the functions print as
 // pointers, as fmt prints them inside a struct. Any other verb formats the
 // text of %v as it would a string. Since Config implements [fmt.Formatter], so
 // does a struct that embeds it, which then prints as its Config alone. A
@@ -400,6 +401,27 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return json.Marshal(out)
+}
+
+// Format formats c as fmt formats its fields with %v, %+v or %#v, with
+// Probe masked as a configuration error quotes it (userinfo, query and
+// fragment as "xxxxx") and each of Proxies as [PoolProxy.Format] does. Any
+// other verb formats the text of %v as it would a string.
+func (c PoolConfig) Format(f fmt.State, verb rune) {
+	type poolConfig PoolConfig // without the methods
+	m := poolConfig(c)
+	m.Probe = redact.Raw(c.Probe)
+	formatStruct(f, verb, m, "proxyauth.poolConfig{", "proxyauth.PoolConfig{")
+}
+
+// MarshalJSON returns c's fields as encoding/json writes them, with Probe
+// masked as [PoolConfig.Format] masks it and each of Proxies as
+// [PoolProxy.MarshalJSON] writes it.
+func (c PoolConfig) MarshalJSON() ([]byte, error) {
+	type poolConfig PoolConfig // without the methods
+	m := poolConfig(c)
+	m.Probe = redact.Raw(c.Probe)
+	return json.Marshal(m)
 }
 
 // Format formats p as [Config.Format] does: its URL with the password

@@ -64,11 +64,12 @@ func TestSecretsSafeInEveryFormat(t *testing.T) {
 	plain := &url.URL{Scheme: "http", Host: "proxy.test:3128"}
 	header := http.Header{"Proxy-Authorization": {"Basic " + b64}, "Via": {"1.1 " + b64}}
 	cfg := proxyauth.Config{
-		Proxies: []string{raw, "http://" + name + ":" + pass + "@[::1"},
+		Proxies: []string{raw, "http://" + name + ":" + pass + "@[::1", "http://" + name + ":" + pass},
 		Credentials: func(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
 			return proxyauth.Credentials{Username: name, Password: pass}, nil
 		},
-		Pool:   proxyauth.PoolConfig{Proxies: []proxyauth.PoolProxy{{URL: raw, Weight: 2}}},
+		Pool: proxyauth.PoolConfig{Proxies: []proxyauth.PoolProxy{{URL: raw, Weight: 2}},
+			Probe: "https://" + name + ":" + pass + "@canary.test/?token=" + pass},
 		Base:   &http.Transport{ProxyConnectHeader: header},
 		Logger: slog.New(slog.DiscardHandler),
 	}

@@ -18,16 +18,18 @@ const Marker = "…(truncated)"
 
 // Proxy returns a proxy URL given as text for display: the password of its
 // userinfo masked, the username kept ("http://alice:xxxxx@proxy:3128"). Text
-// that does not parse as a URL with an authority, but holds an "@", is
-// masked as [Raw] does, which hides the username too.
+// that does not parse as a URL with a host, or has a query or a fragment,
+// is masked as [Raw] does, which hides the username too and catches a
+// password given without its host ("http://alice:xxxxx").
 func Proxy(s string) string {
-	if !strings.Contains(s, "@") {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return Raw(s)
+	}
+	if u.User == nil {
 		return s
 	}
-	if u, err := url.Parse(s); err == nil && u.Opaque == "" && u.User != nil && u.Host != "" {
-		return u.Redacted()
-	}
-	return Raw(s)
+	return u.Redacted()
 }
 
 // Truncate returns s cut to at most n bytes, on a UTF-8 boundary, followed
