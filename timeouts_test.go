@@ -1,0 +1,11 @@
+package proxyauth_test
+
+import "time"
+
+// generous bounds every wait in these tests for something that must
+// happen (a proxy or an origin that must answer, a goroutine that must
+// end): long enough that a machine busy with other work still passes, so
+// that the tests check correctness, never speed. A timeout that is itself
+// under test (a black-holed proxy must time out) may be short instead,
+// when the outcome does not depend on the machine's speed.
+const generous = time.Minute
