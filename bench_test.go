@@ -549,7 +549,7 @@ func BenchmarkFailover(b *testing.B) {
 			} else {
 				pool = newTransport(b, proxyauth.Config{
 					Proxies: []string{"http://" + user + ":" + secret + "@" + blackHole(b), fu}, Base: o.base(),
-					ProxyTimeout: 200 * time.Millisecond,
+					ProxyTimeout: expiring, // the fallback must answer within it too
 					Pool:         proxyauth.PoolConfig{EjectionTime: time.Hour, MaxEjectionTime: time.Hour}})
 			}
 			cl := &http.Client{Transport: pool}

@@ -582,7 +582,7 @@ func diagnoseCases() []diagCase {
 				o := newOrigin(t, false, func(w http.ResponseWriter, r *http.Request) {
 					select {
 					case <-r.Context().Done():
-					case <-time.After(5 * time.Second):
+					case <-time.After(generous):
 					}
 				})
 				p := diagProxy(t, pass, nil)

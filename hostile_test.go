@@ -35,14 +35,17 @@ const (
 	hostileUser = "hostile"
 	hostilePass = "hunter2-hostile"
 
-	// hostileTimeout is Config.ProxyTimeout and Base.ResponseHeaderTimeout.
+	// hostileTimeout is Config.ProxyTimeout and Base.ResponseHeaderTimeout
+	// where they are under test against a proxy whose answer never
+	// completes, however fast the machine; where the proxy answers, they
+	// are generous (see hostileConfig).
 	hostileTimeout = 500 * time.Millisecond
 	// hostileSlack is what a bounded failure may take beyond its bound: an
 	// upper bound against hangs, never a timing assertion.
-	hostileSlack = 3 * time.Second
+	hostileSlack = generous / 2
 	// hostileGuard turns a hang into a test failure rather than a stuck
-	// suite.
-	hostileGuard = 10 * time.Second
+	// suite; a failure bounded by a timeout comes before it.
+	hostileGuard = 2 * generous
 	// hostileMem bounds what one request may allocate.
 	hostileMem = 64 << 20
 )
@@ -201,13 +204,14 @@ func hostileTLS(t *testing.T) (*tls.Config, *x509.Certificate) {
 	return &tls.Config{Certificates: s.TLS.Certificates, NextProtos: []string{"http/1.1"}}, s.Certificate()
 }
 
-// hostileConfig returns a Config for the proxy at proxyURL: ProxyTimeout
-// and Base.ResponseHeaderTimeout hostileTimeout, trusting roots.
+// hostileConfig returns a Config for the proxy at proxyURL, trusting
+// roots, whose ProxyTimeout, Base.ResponseHeaderTimeout and
+// Base.TLSHandshakeTimeout are generous: a test of one of them sets it.
 func hostileConfig(proxyURL string, roots ...*x509.Certificate) proxyauth.Config {
 	base := trusting(roots...)
-	base.ResponseHeaderTimeout = hostileTimeout
-	base.TLSHandshakeTimeout = hostileTimeout
-	return proxyauth.Config{Proxies: []string{proxyURL}, ProxyTimeout: hostileTimeout, Base: base}
+	base.ResponseHeaderTimeout = generous
+	base.TLSHandshakeTimeout = generous
+	return proxyauth.Config{Proxies: []string{proxyURL}, ProxyTimeout: generous, Base: base}
 }
 
 // hostileClient returns a client over a Transport for cfg, closed in
@@ -331,7 +335,7 @@ func TestHostileChallenges(t *testing.T) {
 			t.Run(c.name+"/"+tt.name, func(t *testing.T) {
 				p := newHostileProxy(t, answer(status407+c.fields+"Content-Length: 0\r\n\r\n", nil))
 				r := hostileGet(hostileClient(t, hostileConfig(p.URL)), tt.url)
-				checkBounded(t, r, hostileTimeout)
+				checkBounded(t, r, generous)
 				checkNoSecret(t, r.err)
 				pae := requireProxyAuthError(t, r.err, tt.tunnel)
 				assert.LessOrEqual(t, len(pae.Challenges), 64, "len(Challenges)")
@@ -373,7 +377,7 @@ func TestHostileHugeHeader(t *testing.T) {
 				p := newHostileProxy(t, huge)
 				cfg := hostileConfig(p.URL)
 				// Time enough for the size limit, not a timeout, to end it.
-				const bound = 10 * time.Second
+				const bound = generous
 				cfg.ProxyTimeout, cfg.Base.ResponseHeaderTimeout = bound, bound
 				cfg.Base.MaxResponseHeaderBytes = c.limit
 				r := hostileGet(hostileClient(t, cfg), tt.url)
@@ -436,7 +440,9 @@ func TestHostileSlowAnswers(t *testing.T) {
 		for _, tt := range hostileTargets {
 			t.Run(c.name+"/"+tt.name, func(t *testing.T) {
 				p := newHostileProxy(t, eachRequest(c.respond))
-				r := hostileGet(hostileClient(t, hostileConfig(p.URL)), tt.url)
+				cfg := hostileConfig(p.URL)
+				cfg.ProxyTimeout, cfg.Base.ResponseHeaderTimeout = hostileTimeout, hostileTimeout
+				r := hostileGet(hostileClient(t, cfg), tt.url)
 				checkBounded(t, r, hostileTimeout)
 				checkNoSecret(t, r.err)
 				requireProxyError(t, r.err, tt.op)
@@ -462,7 +468,7 @@ func TestHostileCutBody(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				p := newHostileProxy(t, asOrigin(cfg, cut("HTTP/1.1 200 OK\r\n")))
 				r := hostileGet(hostileClient(t, hostileConfig(p.URL, cert)), tt.url)
-				checkBounded(t, r, hostileTimeout)
+				checkBounded(t, r, generous)
 				require.NoError(t, r.err)
 				assert.Equal(t, http.StatusOK, r.resp.StatusCode)
 				assert.ErrorIs(t, r.bodyErr, io.ErrUnexpectedEOF, "reading the body")
@@ -475,7 +481,7 @@ func TestHostileCutBody(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				p := newHostileProxy(t, eachRequest(cut(status407+"Proxy-Authenticate: Basic realm=\"cut\"\r\n")))
 				r := hostileGet(hostileClient(t, hostileConfig(p.URL)), tt.url)
-				checkBounded(t, r, hostileTimeout)
+				checkBounded(t, r, generous)
 				checkNoSecret(t, r.err)
 				pae := requireProxyAuthError(t, r.err, tt.tunnel)
 				assert.True(t, pae.Rejected, "Rejected")
@@ -493,8 +499,12 @@ func TestHostileCutBody(t *testing.T) {
 		for _, tt := range hostileTargets {
 			t.Run(tt.name, func(t *testing.T) {
 				p := newHostileProxy(t, eachRequest(stall))
-				r := hostileGet(hostileClient(t, hostileConfig(p.URL)), tt.url)
-				checkBounded(t, r, hostileTimeout)
+				// ProxyTimeout bounds the drain of the body, and the
+				// wait for the head, which comes at once.
+				cfg := hostileConfig(p.URL)
+				cfg.ProxyTimeout, cfg.Base.ResponseHeaderTimeout = expiring, expiring
+				r := hostileGet(hostileClient(t, cfg), tt.url)
+				checkBounded(t, r, expiring)
 				checkNoSecret(t, r.err)
 				requireProxyAuthError(t, r.err, tt.tunnel)
 			})
@@ -558,8 +568,15 @@ func TestHostileTunnelGarbage(t *testing.T) {
 				holdOpen(br)
 				return false
 			}))
-			r := hostileGet(hostileClient(t, hostileConfig(p.URL)), "https://example.com/")
-			checkBounded(t, r, hostileTimeout)
+			cfg := hostileConfig(p.URL)
+			bound := generous
+			if c.early {
+				// The handshake's answer never comes, however fast the
+				// machine: Base.TLSHandshakeTimeout is under test.
+				cfg.Base.TLSHandshakeTimeout, bound = hostileTimeout, hostileTimeout
+			}
+			r := hostileGet(hostileClient(t, cfg), "https://example.com/")
+			checkBounded(t, r, bound)
 			checkNoSecret(t, r.err)
 			require.Error(t, r.err)
 			d := proxyauth.Diagnose(nil, r.err)
@@ -588,7 +605,7 @@ func TestHostileEndless407(t *testing.T) {
 					return proxyauth.Credentials{Username: hostileUser, Password: fmt.Sprintf("%s-%d", hostilePass, n)}, nil
 				}
 				r := hostileGet(hostileClient(t, cfg), tt.url)
-				checkBounded(t, r, hostileTimeout)
+				checkBounded(t, r, generous)
 				checkNoSecret(t, r.err)
 				pae := requireProxyAuthError(t, r.err, tt.tunnel)
 				assert.Equal(t, maxAttempts, pae.Attempts, "ProxyAuthError.Attempts")
@@ -627,7 +644,7 @@ func TestHostileHangUp(t *testing.T) {
 				}
 				for range rounds {
 					r := hostileGet(cl, tt.url)
-					checkBounded(t, r, hostileTimeout)
+					checkBounded(t, r, generous)
 					checkNoSecret(t, r.err)
 					requireProxyError(t, r.err, ops...)
 				}
@@ -642,7 +659,7 @@ func TestHostileHangUp(t *testing.T) {
 					cfg := hostileConfig(p.URL, o.Certificate())
 					cfg.Proxies = append(cfg.Proxies, withUser(t, good.URL, hostileUser, hostilePass))
 					r := hostileGet(hostileClient(t, cfg), o.URL)
-					checkBounded(t, r, hostileTimeout)
+					checkBounded(t, r, generous)
 					require.NoError(t, r.err, "round %d", i)
 					assert.Equal(t, "hello from origin", string(r.body))
 				}
@@ -671,7 +688,7 @@ func TestHostileMalformedAnswers(t *testing.T) {
 					return false
 				}))
 				r := hostileGet(hostileClient(t, hostileConfig(p.URL)), tt.url)
-				checkBounded(t, r, hostileTimeout)
+				checkBounded(t, r, generous)
 				checkNoSecret(t, r.err)
 				requireProxyError(t, r.err, tt.op)
 			})

@@ -208,10 +208,11 @@ type Pool struct {
 
 	mu sync.Mutex // serialises state changes
 
-	sem    chan struct{} // probe concurrency
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	sem     chan struct{} // probe concurrency
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // the probe goroutines
+	closing sync.Mutex     // orders wg.Add before close's cancel and Wait
 }
 
 // rotation is a snapshot of the proxies in rotation.
@@ -631,22 +632,55 @@ func (p *Pool) probeDue() {
 
 // probeAsync probes m in the background, unless a probe of it is under way.
 func (p *Pool) probeAsync(m *member) {
-	if p.ctx.Err() != nil || !m.probing.CompareAndSwap(false, true) {
+	if !m.probing.CompareAndSwap(false, true) {
 		return
+	}
+	if !p.spawn(func() {
+		defer m.probing.Store(false)
+		_ = m.probeShared()
+	}) {
+		m.probing.Store(false)
+	}
+}
+
+// spawn runs f in a goroutine that close waits for, unless the pool is
+// closed. It reports whether f runs.
+func (p *Pool) spawn(f func()) bool {
+	p.closing.Lock()
+	defer p.closing.Unlock()
+	if p.ctx.Err() != nil {
+		return false
 	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		defer m.probing.Store(false)
-		m.probeNow(p.ctx)
+		f()
 	}()
+	return true
 }
 
 // probeNow probes m, sharing a probe under way, and records the result.
-// It waits at most as long as ctx allows.
+// It waits at most as long as ctx allows; the probe goes on without it,
+// until it ends or the pool is closed.
 func (m *member) probeNow(ctx context.Context) error {
 	p := m.pool
-	ch := m.probes.DoChan("", func() (any, error) {
+	ch := make(chan error, 1)
+	if !p.spawn(func() { ch <- m.probeShared() }) {
+		return p.ctx.Err()
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// probeShared probes m, or waits for the probe of m under way, and
+// records the result. The probe ends when the pool is closed.
+func (m *member) probeShared() error {
+	p := m.pool
+	_, err, _ := m.probes.Do("", func() (any, error) {
 		select {
 		case p.sem <- struct{}{}:
 		case <-p.ctx.Done():
@@ -676,17 +710,15 @@ func (m *member) probeNow(ctx context.Context) error {
 		}
 		return nil, err
 	})
-	select {
-	case r := <-ch:
-		return r.Err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err
 }
 
-// close stops the probes and waits for those under way.
+// close stops the probes, ending those under way, and waits for every
+// probe goroutine, those that requests started included.
 func (p *Pool) close() {
+	p.closing.Lock()
 	p.cancel()
+	p.closing.Unlock()
 	p.wg.Wait()
 }
 

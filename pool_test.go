@@ -111,7 +111,7 @@ func TestBlackHoledPrimaryCostsOneBoundedWait(t *testing.T) {
 	cl, tr := poolClient(t, proxyauth.Config{
 		Proxies:      []string{withUser(t, "http://"+blackHole(t), user, secret), withUser(t, fallback.URL, user, secret)},
 		Base:         trusting(o.Certificate()),
-		ProxyTimeout: 300 * time.Millisecond,
+		ProxyTimeout: expiring, // the fallback must answer within it too
 	}, nil)
 	_, _, err := get(cl, o.URL)
 	require.NoError(t, err, "served by the fallback after the bounded wait")
@@ -130,7 +130,7 @@ func TestBlackHoledPrimaryPlainTarget(t *testing.T) {
 	o := newOrigin(t, false, nil)
 	fallback := newProxy(t, user, secret)
 	base := trusting()
-	base.ResponseHeaderTimeout = 300 * time.Millisecond // a forwarded request's answer waits on the origin too
+	base.ResponseHeaderTimeout = expiring // a forwarded request's answer waits on the origin too; the fallback's must come within it
 	cl, tr := poolClient(t, proxyauth.Config{
 		Proxies: []string{"http://" + blackHole(t), withUser(t, fallback.URL, user, secret)},
 		Base:    base,

@@ -119,6 +119,10 @@ func (r *route) connectOnce(ctx context.Context, target string, sess *session) (
 	if d, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(d)
 	}
+	// A deadline does not see a cancellation: closing the connection ends
+	// the wait for an answer when the pool is closed.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	req := &http.Request{Method: http.MethodConnect, URL: nil, Host: target, Header: http.Header{}}
 	a := &attempt{sess: sess}
 	auth, err := a.proxyAuthorization(AuthRequest{Method: http.MethodConnect, URI: target})
@@ -132,14 +136,23 @@ func (r *route) connectOnce(ctx context.Context, target string, sess *session) (
 	}
 	b.WriteString("\r\n")
 	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return nil, false, &ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}
+		return nil, false, &ProxyError{Proxy: r.spec.url, Op: "connect", Err: ctxOr(ctx, err)}
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
-		return nil, false, r.seal(&ProxyError{Proxy: r.spec.url, Op: "connect", Err: err}, a, auth)
+		return nil, false, r.seal(&ProxyError{Proxy: r.spec.url, Op: "connect", Err: ctxOr(ctx, err)}, a, auth)
 	}
 	resp.Body.Close()
 	return resp, auth != "", nil
+}
+
+// ctxOr returns ctx's error once ctx has ended, which then explains err
+// (a closed connection), and err otherwise.
+func ctxOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // probeSOCKS opens a SOCKS5 connection to target through the proxy with

@@ -399,13 +399,15 @@ func TestSoak(t *testing.T) {
 		postFailovers                              = map[string][]string{} // the errors each POST failed over after, by target
 	)
 	base := trusting(secure.Certificate())
-	base.ResponseHeaderTimeout = 2 * time.Second
-	base.TLSHandshakeTimeout = 2 * time.Second
+	// The proxies refuse or break connections when killed, never stall:
+	// every timeout here is for peers that answer.
+	base.ResponseHeaderTimeout = generous
+	base.TLSHandshakeTimeout = generous
 	base.MaxIdleConnsPerHost = soakWorkers // keep connections: no churn through ephemeral ports
 	tr, err := proxyauth.New(proxyauth.Config{
 		Proxies:      proxyURLs,
 		Credentials:  v.credentials,
-		ProxyTimeout: 2 * time.Second,
+		ProxyTimeout: generous,
 		Base:         base,
 		Pool: proxyauth.PoolConfig{
 			Strategy:        proxyauth.RoundRobin,

@@ -230,9 +230,12 @@ func (t *Transport) CloseIdleConnections() {
 // come from the environment.
 func (t *Transport) Pool() *Pool { return t.pool }
 
-// Close stops the pool's probes, waiting for those under way, and closes
-// the idle connections. It always returns nil. A Transport that is closed
-// still serves requests, without new probes.
+// Close stops the pool's probes: it ends those under way, closing their
+// connections, and returns once every one has ended, including those that
+// requests started (a Credentials callback under way must return when its
+// context ends). Then it closes the idle connections. It always returns
+// nil. A Transport that is closed still serves requests, without new
+// probes.
 func (t *Transport) Close() error {
 	if t.pool != nil {
 		t.pool.close()

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,7 +141,13 @@ func withUser(t testing.TB, raw, u, p string) string {
 	return pu.String()
 }
 
+// newClient returns a client over a Transport for cfg, closed in
+// t.Cleanup; a zero cfg.ProxyTimeout becomes generous, for real proxies on
+// a busy machine.
 func newClient(t testing.TB, cfg proxyauth.Config) *http.Client {
+	if cfg.ProxyTimeout == 0 {
+		cfg.ProxyTimeout = generous
+	}
 	tr, err := proxyauth.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { tr.Close() })
@@ -385,7 +392,7 @@ func TestSquidStoppedMidRun(t *testing.T) {
 			count("squid")
 			first := StartSquid(t, SquidOptions{Basic: true, Users: users})
 			second := StartSquid(t, SquidOptions{Basic: true, Users: users})
-			tr, err := proxyauth.New(proxyauth.Config{Base: o.base(),
+			tr, err := proxyauth.New(proxyauth.Config{Base: o.base(), ProxyTimeout: generous,
 				Proxies: []string{withUser(t, first.URL, user, secret), withUser(t, second.URL, user, secret)}})
 			require.NoError(t, err)
 			t.Cleanup(func() { tr.Close() })
@@ -548,7 +555,7 @@ func TestMicrosocks(t *testing.T) {
 type outcome string
 
 func curlOutcome(t *testing.T, curl, proxyURL, creds, target, certFile string, socks bool) outcome {
-	args := []string{"-s", "-o", "/dev/null", "-w", "%{http_code} %{http_connect}", "--max-time", "20",
+	args := []string{"-s", "-o", "/dev/null", "-w", "%{http_code} %{http_connect}", "--max-time", strconv.Itoa(int(generous.Seconds())),
 		"--cacert", certFile, "-x", proxyURL}
 	if !socks {
 		args = append(args, "--proxy-anyauth")
@@ -622,7 +629,7 @@ func TestCurlCrossCheck(t *testing.T) {
 					proxyURL = withUser(t, p.url, c.user, c.pass)
 				}
 				want := curlOutcome(t, curl, p.url, creds, target, o.certFile, p.socks)
-				tr, err := proxyauth.New(proxyauth.Config{Proxies: []string{proxyURL}, Base: o.base()})
+				tr, err := proxyauth.New(proxyauth.Config{Proxies: []string{proxyURL}, Base: o.base(), ProxyTimeout: generous})
 				require.NoError(t, err)
 				resp, err := (&http.Client{Transport: tr}).Get(target)
 				if err == nil {

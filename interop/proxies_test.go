@@ -40,18 +40,24 @@ import (
 // realm is the realm of squid's Basic and Digest challenges.
 const realm = "proxyauth-interop"
 
+// generous bounds every wait in these tests for something that must
+// happen (a proxy that must start or answer, a process that must exit):
+// long enough that a machine busy with other work still passes, so that
+// the tests check correctness, never speed.
+const generous = time.Minute
+
 const (
 	// phReadyTimeout bounds every wait for a proxy to come up or reload.
-	phReadyTimeout = 15 * time.Second
+	phReadyTimeout = generous
 	// phDialTimeout bounds the dial loop used where a program prints no
 	// readiness line (microsocks).
-	phDialTimeout = 10 * time.Second
+	phDialTimeout = generous
 	// phStartAttempts is how often a start is tried on a fresh port when the
 	// proxy could not bind (another process took the port we picked).
 	phStartAttempts = 3
 	// phGroupTimeout bounds the wait for the killed descendants of a
 	// proxy to be gone.
-	phGroupTimeout = 5 * time.Second
+	phGroupTimeout = generous
 
 	phSquidReady = "Accepting HTTP Socket connections at"
 	phTinyReady  = "Accepting connections."
@@ -215,7 +221,7 @@ func phStart(t testing.TB, name string, argv ...string) *phProcess {
 	// helpers, which leave it).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Should a grandchild keep the output pipe open, Wait still returns.
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = generous
 	phBecomeSubreaper()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s (%s): %v", name, strings.Join(argv, " "), err)
@@ -939,7 +945,7 @@ func phGet(t testing.TB, proxy *url.URL, target string, tls *httptest.Server) (*
 		tr.DisableKeepAlives = true
 	}
 	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), generous)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	require.NoError(t, err)
@@ -957,12 +963,12 @@ func phGet(t testing.TB, proxy *url.URL, target string, tls *httptest.Server) (*
 func phCurlDigest(t testing.TB, proxy, user, password, target string) int {
 	t.Helper()
 	curl := requireBinary(t, "curl", "curl")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*generous)
 	defer cancel()
 	// argv, never a shell; -q ignores any .curlrc; the environment has no
 	// *_proxy variables.
 	cmd := exec.CommandContext(ctx, curl, "-q", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-		"--max-time", "15", "--proxy-digest", "-U", user+":"+password, "-x", proxy, target)
+		"--max-time", strconv.Itoa(int(generous.Seconds())), "--proxy-digest", "-U", user+":"+password, "-x", proxy, target)
 	cmd.Env = phEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

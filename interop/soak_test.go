@@ -59,8 +59,9 @@ func TestSquidSoak(t *testing.T) {
 		password = "pass-0"
 	)
 	tr, err := proxyauth.New(proxyauth.Config{
-		Proxies: []string{squids[0].URL, squids[1].URL, squids[2].URL},
-		Pool:    proxyauth.PoolConfig{Strategy: proxyauth.RoundRobin},
+		Proxies:      []string{squids[0].URL, squids[1].URL, squids[2].URL},
+		ProxyTimeout: generous,
+		Pool:         proxyauth.PoolConfig{Strategy: proxyauth.RoundRobin},
 		Credentials: func(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
 			vaultMu.Lock()
 			defer vaultMu.Unlock()
