@@ -433,6 +433,7 @@ type Squid struct {
 	proc       *phProcess
 	htpasswd   string
 	startup    time.Duration
+	service    string // squid's -n: names its shared-memory segments
 }
 
 // StartSquid writes a squid.conf from scratch into a new directory and runs
@@ -501,7 +502,14 @@ func StartSquid(t testing.TB, opts SquidOptions) *Squid {
 			os.Remove(f)
 		}
 		begin := time.Now()
-		s.proc = phStart(t, "squid", s.bin, "-N", "-d", "1", "-f", s.conf)
+		// A service name of its own (-n) gives each squid shared-memory
+		// segments of its own (/dev/shm/NAME-*.shm): squids that start at
+		// once with the same name race to create the same segments, and
+		// one dies ("shm_open ... File exists"). squid, killed, leaves
+		// them behind, hence the removal.
+		s.service = "proxyauth" + strconv.Itoa(port)
+		t.Cleanup(func() { phRemoveSegments(s.service) })
+		s.proc = phStart(t, "squid", s.bin, "-N", "-d", "1", "-n", s.service, "-f", s.conf)
 		err := s.proc.out.waitFor(phSquidReady, 0, s.proc.exited, phReadyTimeout)
 		if err == nil {
 			err = phWaitListening(s.Addr, s.proc.exited)
@@ -522,6 +530,16 @@ func StartSquid(t testing.TB, opts SquidOptions) *Squid {
 		}
 		t.Fatalf("StartSquid: squid on %s not ready (%v, attempt %d, %s)\nconfig:\n%s\n%s",
 			s.Addr, err, attempt, s.proc.cmd.ProcessState, s.readConf(), s.Log())
+	}
+}
+
+// phRemoveSegments removes the shared-memory segments of the squid named
+// service. Registered before the process's Cleanup, it runs after squid is
+// dead.
+func phRemoveSegments(service string) {
+	files, _ := filepath.Glob(filepath.Join("/dev/shm", service+"-*.shm"))
+	for _, f := range files {
+		os.Remove(f)
 	}
 }
 
@@ -682,7 +700,7 @@ func (s *Squid) SetUsers(t *testing.T, users map[string]string) {
 	from := s.proc.out.Len()
 	ctx, cancel := context.WithTimeout(context.Background(), phReadyTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.bin, "-k", "reconfigure", "-f", s.conf)
+	cmd := exec.CommandContext(ctx, s.bin, "-n", s.service, "-k", "reconfigure", "-f", s.conf)
 	cmd.Env = phEnv()
 	begin := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
