@@ -506,14 +506,14 @@ func healthFailure(err error) bool {
 // Proxy-Authorization field, whose refusal says nothing of the proxy.
 func (m *member) observe(start time.Time, resp *http.Response, err error, single, caller bool) {
 	m.stats.record(m.pool.now().Sub(start), resp, err)
-	var pae *ProxyAuthError
 	if single {
 		// No health checks: the proxy is healthy from its first answer on.
-		if ProxyState(m.state.Load()) == StateUnchecked && (err == nil || errors.As(err, &pae)) {
+		if ProxyState(m.state.Load()) == StateUnchecked && answered(err) {
 			m.pool.setIn(m)
 		}
 		return
 	}
+	var pae *ProxyAuthError // declared past the return: it costs an allocation
 	switch {
 	case healthFailure(err):
 		if m.consecutive.Add(1) >= m.pool.ejectAfter {
@@ -528,6 +528,13 @@ func (m *member) observe(start time.Time, resp *http.Response, err error, single
 			m.pool.setIn(m)
 		}
 	}
+}
+
+// answered reports whether the proxy answered: a response, or a demand
+// for credentials.
+func answered(err error) bool {
+	var pae *ProxyAuthError
+	return err == nil || errors.As(err, &pae)
 }
 
 // eject takes m out of rotation for failures, unless the cap on ejected
