@@ -199,3 +199,35 @@ func TestCloseEndsProbes(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseDoesNotWaitForCredentials: a probe waiting for the
+// CredentialsFunc stops waiting when the Transport is closed; the call,
+// which is never cancelled, runs on to its end.
+func TestCloseDoesNotWaitForCredentials(t *testing.T) {
+	a, b := newProxy(t, user, secret), newProxy(t, user, secret)
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	var returned sync.WaitGroup
+	returned.Add(2)
+	ignore := goleak.IgnoreCurrent()
+	tr, err := proxyauth.New(proxyauth.Config{
+		Proxies: []string{a.URL, b.URL},
+		Credentials: func(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
+			defer returned.Done()
+			entered <- struct{}{}
+			<-release
+			return proxyauth.Credentials{Username: user, Password: secret}, nil
+		},
+		Pool: proxyauth.PoolConfig{Probe: "canary.test:443", ProbeAtStart: true, ProbeTimeout: time.Hour},
+	})
+	require.NoError(t, err)
+	wait(t, entered, 2, "probes calling the credentials function")
+	closed := make(chan struct{})
+	go func() {
+		tr.Close()
+		close(closed)
+	}()
+	wait(t, closed, 1, "Close returned while the credentials function was still running")
+	close(release)
+	returned.Wait()
+	goleak.VerifyNone(t, ignore)
+}

@@ -232,8 +232,9 @@ func (t *Transport) Pool() *Pool { return t.pool }
 
 // Close stops the pool's probes: it ends those under way, closing their
 // connections, and returns once every one has ended, including those that
-// requests started (a Credentials callback under way must return when its
-// context ends). Then it closes the idle connections. It always returns
+// requests started. A probe waiting for the CredentialsFunc stops waiting;
+// the call itself, which is not cancelled (see [CredentialsFunc]), runs on
+// to its end. Then Close closes the idle connections. It always returns
 // nil. A Transport that is closed still serves requests, without new
 // probes.
 func (t *Transport) Close() error {
