@@ -316,13 +316,7 @@ func (e *ConfigError) MarshalJSON() ([]byte, error) { return errorJSON(e.Error()
 // Format formats c for every verb with the password masked: %#v gives
 // GoString, and every other verb formats String as it would a string (%v
 // and %s give it, %q quotes it, %x gives it in hex).
-func (c Credentials) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, c.GoString())
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), c.String())
-}
+func (c Credentials) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.GoString(), c.String()) }
 
 // MarshalJSON returns {"Username": ..., "Password": "xxxxx"}.
 func (c Credentials) MarshalJSON() ([]byte, error) {

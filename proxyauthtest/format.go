@@ -3,8 +3,9 @@ package proxyauthtest
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
+
+	"github.com/proxyauth/proxyauth/internal/redact"
 )
 
 // These methods keep the passwords that the test proxies accept out of
@@ -21,13 +22,7 @@ func (c Credentials) GoString() string {
 
 // Format formats c for every verb with the password masked: %#v gives
 // GoString, the other verbs String.
-func (c Credentials) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, c.GoString())
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), c.String())
-}
+func (c Credentials) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.GoString(), c.String()) }
 
 // MarshalJSON returns {"Username": ..., "Password": "xxxxx"}.
 func (c Credentials) MarshalJSON() ([]byte, error) {
@@ -51,9 +46,5 @@ func (p *SOCKS5Proxy) MarshalJSON() ([]byte, error) {
 }
 
 func formatServer(f fmt.State, verb rune, typ, url string) {
-	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, "&proxyauthtest."+typ+"{URL:"+strconv.Quote(url)+"}")
-		return
-	}
-	fmt.Fprintf(f, fmt.FormatString(f, verb), url)
+	redact.Format(f, verb, "&proxyauthtest."+typ+"{URL:"+strconv.Quote(url)+"}", url)
 }
