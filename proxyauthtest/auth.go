@@ -22,9 +22,10 @@ type Credentials struct {
 
 // Authenticator is a proxy authentication scheme: it produces the challenges
 // sent with a rejection and checks the credentials of a request. The package
-// provides [Basic], [Digest] and [Multi]; other schemes can be plugged in.
+// provides [Basic], [Digest], [NTLM] and [Multi]; other schemes can be plugged in.
 // An Authenticator that needs to answer more than yes or no (a stale nonce, a
-// next nonce) also implements [Verifier].
+// next nonce) also implements [Verifier]; one that authenticates a connection
+// rather than a request (NTLM) implements [ConnVerifier].
 //
 // A [Proxy] calls an Authenticator from several goroutines at once, so an
 // implementation must be safe for concurrent use.
@@ -61,6 +62,11 @@ type Verdict struct {
 	// Info is, on success, the Proxy-Authentication-Info value to send;
 	// "" means none.
 	Info string
+	// Leg is, for a scheme that authenticates a connection in several
+	// legs, the leg of the handshake the request carried, recorded in
+	// [Request.Leg]: for [NTLM], 1 for a NEGOTIATE message and 3 for an
+	// AUTHENTICATE message. 0 means none (no such message).
+	Leg int
 }
 
 // verify applies a to r: through Verify when a implements [Verifier], through
@@ -99,10 +105,12 @@ type validator interface {
 // Proxy-Authorization field (compared without regard to case), so that
 // Verify with its stale challenges and next nonces works through Multi; an
 // authenticator not from this package, whose schemes Multi cannot know, is
-// always consulted. The result implements [Verifier]; on a rejection where one
-// authenticator supplied its own challenges (a stale Digest nonce), the
-// challenges sent are those, in place, with every other authenticator's
-// Challenges().
+// always consulted, and so is every [ConnVerifier] (such as [NTLM]) for a
+// request without any Proxy-Authorization field, which its connection may
+// have authenticated. The result implements [Verifier] and [ConnVerifier]; on
+// a rejection where one authenticator supplied its own challenges (a stale
+// Digest nonce, an NTLM CHALLENGE message), the challenges sent are those, in
+// place, with every other authenticator's Challenges().
 //
 // The result is safe for concurrent use when the authenticators are.
 func Multi(auths ...Authenticator) Authenticator {
@@ -126,26 +134,38 @@ func (m multi) Authorized(r *http.Request, accepted []Credentials) bool {
 	return m.Verify(r, accepted).Authorized
 }
 
-// Verify routes r to the authenticators of its scheme and returns the verdict
-// of the first that accepts it.
+// Verify is VerifyConn with the connection of r if a [Proxy] received it,
+// nil otherwise.
 func (m multi) Verify(r *http.Request, accepted []Credentials) Verdict {
+	return m.VerifyConn(connOf(r), r, accepted)
+}
+
+// VerifyConn routes r to the authenticators of its scheme and returns the
+// verdict of the first that accepts it.
+func (m multi) VerifyConn(conn *Conn, r *http.Request, accepted []Credentials) Verdict {
 	scheme := singleScheme(r)
+	bare := len(r.Header.Values("Proxy-Authorization")) == 0
 	own := make([][]string, len(m))
 	replaced := false
+	leg := 0
 	for i, a := range m {
-		if !handles(a, scheme) {
+		_, byConn := a.(ConnVerifier)
+		if !handles(a, scheme) && !(bare && byConn) {
 			continue
 		}
-		v := verify(a, r, accepted)
+		v := verifyOn(a, conn, r, accepted)
 		if v.Authorized {
-			return Verdict{Authorized: true, Info: v.Info}
+			return Verdict{Authorized: true, Info: v.Info, Leg: v.Leg}
+		}
+		if leg == 0 {
+			leg = v.Leg
 		}
 		if v.Challenges != nil {
 			own[i], replaced = v.Challenges, true
 		}
 	}
 	if !replaced {
-		return Verdict{}
+		return Verdict{Leg: leg}
 	}
 	out := []string{}
 	for i, a := range m {
@@ -155,7 +175,7 @@ func (m multi) Verify(r *http.Request, accepted []Credentials) Verdict {
 			out = append(out, a.Challenges()...)
 		}
 	}
-	return Verdict{Challenges: out}
+	return Verdict{Challenges: out, Leg: leg}
 }
 
 func (m multi) schemes() []string {

@@ -23,6 +23,14 @@
 // ([Digest.RotateNonceEvery]), so that tests can check how a client answers
 // stale=true and Proxy-Authentication-Info.
 //
+// [NTLM] authenticates a connection rather than a request: a NEGOTIATE, the
+// proxy's 407 with its CHALLENGE, and an AUTHENTICATE on the same
+// connection, which is then authenticated for its later requests, as with
+// squid. [NewNTLMProxy] starts a proxy that demands it. Its verifier is also
+// written here from the specification, independently of any client, and
+// checks the NTLMv2 response for real. A scheme of the kind plugs in as a
+// [ConnVerifier], which sees the [Conn] a request came on.
+//
 // Like httptest, the constructors panic when setup fails, and no function
 // takes a *testing.T, so the proxies also work in runnable examples. Call
 // Close when done: it closes every connection and tunnel and waits for every

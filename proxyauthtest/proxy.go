@@ -63,8 +63,10 @@ type Proxy struct {
 	Realm string
 
 	// Auth checks credentials and produces challenges. If nil, Basic with
-	// Realm is used. When it implements [Verifier], the proxy calls Verify
-	// rather than Authorized. It may be set only before Start or StartTLS.
+	// Realm is used. When it implements [ConnVerifier], the proxy calls
+	// VerifyConn with the request's connection; otherwise, when it
+	// implements [Verifier], Verify; otherwise Authorized. It may be set only
+	// before Start or StartTLS.
 	Auth Authenticator
 
 	srv       *httptest.Server
@@ -100,9 +102,17 @@ type Request struct {
 	// ("Basic", "Digest", ...: canonical case for the well-known
 	// schemes); "" if there was none.
 	Scheme string
-	// Authorized reports that the credentials were accepted; false if
-	// the proxy hung up before checking them.
+	// Authorized reports that the credentials were accepted, or that the
+	// request came without credentials on a connection that a scheme such
+	// as [NTLM] had authenticated; false if the proxy hung up before
+	// checking them.
 	Authorized bool
+	// Leg is, for a scheme that authenticates a connection in several legs
+	// ([NTLM]), the leg of the handshake the request carried: 1 for a
+	// NEGOTIATE message, 3 for an AUTHENTICATE message (see
+	// [Verdict.Leg]). 0 means none, as for a request that passed on an
+	// already authenticated connection.
+	Leg int
 	// Status is the status the proxy answered with: for a forwarded
 	// request, the origin's status; for an opened tunnel, 200; 0 if it
 	// hung up.
@@ -136,6 +146,7 @@ func NewUnstartedProxy(username, password string) *Proxy {
 	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	p.srv.Config.BaseContext = func(net.Listener) context.Context { return p.ctx }
 	p.srv.Config.ConnState = p.connState
+	p.srv.Config.ConnContext = withConn
 	// A non-nil empty map disables HTTP/2 on the server.
 	p.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	p.Listener = p.srv.Listener
@@ -380,11 +391,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	v := p.authorize(r)
+	p.update(rec, func(rec *Request) { rec.Authorized, rec.Leg = v.Authorized, v.Leg })
 	if !v.Authorized {
 		p.reject(w, rec, v.Challenges)
 		return
 	}
-	p.update(rec, func(rec *Request) { rec.Authorized = true })
 	if v.Info != "" {
 		// Sent with whatever answer follows, and kept by forward.
 		w.Header().Set("Proxy-Authentication-Info", v.Info)
@@ -424,8 +435,8 @@ func (p *Proxy) update(rec *Request, f func(*Request)) {
 	p.mu.Unlock()
 }
 
-// authorize applies RejectNext and then the Authenticator, through Verify
-// when it is a Verifier.
+// authorize applies RejectNext and then the Authenticator, through
+// VerifyConn or Verify when it implements them.
 func (p *Proxy) authorize(r *http.Request) Verdict {
 	p.mu.Lock()
 	if p.rejectNext > 0 {
@@ -435,7 +446,7 @@ func (p *Proxy) authorize(r *http.Request) Verdict {
 	}
 	creds := slices.Clone(p.creds)
 	p.mu.Unlock()
-	return verify(p.auth, r, creds)
+	return verifyOn(p.auth, connOf(r), r, creds)
 }
 
 // reject answers with the authentication status and challenges, or the
