@@ -1,6 +1,9 @@
 package proxyauthtest_test
 
 import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
@@ -369,4 +372,28 @@ func TestNTLMChallengeBoundToConnection(t *testing.T) {
 	}
 	resp, _ = rp.do(rawReq{method: "GET", target: target, auth: []string{type3}})
 	wantBareNTLM(t, resp, "third leg again")
+}
+
+func TestNTLMOverTLSProxy(t *testing.T) {
+	origin := newOrigin(t)
+	target := origin.URL + "/t"
+	p := proxyauthtest.NewUnstartedProxy(user, pass)
+	p.Auth = &proxyauthtest.NTLM{}
+	p.StartTLS()
+	t.Cleanup(p.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(p.Certificate())
+	conn, err := tls.Dial("tcp", p.Addr(), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rp := &rawProxy{t, conn, bufio.NewReader(conn)}
+	ch := ntlmFirstLegs(t, rp, "GET", target)
+	if resp, _ := rp.do(rawReq{method: "GET", target: target, auth: []string{ntlmAuthenticate(t, ch, user, pass)}}); resp.StatusCode != 200 {
+		t.Fatalf("third leg: %d", resp.StatusCode)
+	}
+	if resp, _ := rp.do(rawReq{method: "GET", target: target}); resp.StatusCode != 200 {
+		t.Errorf("authenticated connection: %d", resp.StatusCode)
+	}
 }
