@@ -292,3 +292,25 @@ func FuzzParseAuthenticate(f *testing.F) {
 		(&NTLM{}).verifyAuthenticate(m, server, creds)
 	})
 }
+
+// FuzzNTLMVerifyConn runs both client legs with arbitrary messages on one
+// connection: nothing may panic, and nothing but the right password may be
+// accepted.
+func FuzzNTLMVerifyConn(f *testing.F) {
+	valid, _ := hex.DecodeString(specAuthenticate)
+	neg := append([]byte("NTLMSSP\x00\x01\x00\x00\x00"), 0x07, 0x82, 0x08, 0xa2)
+	f.Add(neg, valid)
+	f.Add(neg[:12], valid[:64])
+	f.Add(append(bytes.Clone(neg), make([]byte, 24)...), []byte("NTLMSSP\x00\x03\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, first, third []byte) {
+		n := &NTLM{}
+		conn := &Conn{}
+		for _, msg := range [][]byte{first, third} {
+			r, _ := http.NewRequest("GET", "http://origin.test/", nil)
+			r.Header.Set("Proxy-Authorization", "NTLM "+base64.StdEncoding.EncodeToString(msg))
+			if v := n.VerifyConn(conn, r, []Credentials{{`Domain\User`, "not the spec's password"}}); v.Authorized {
+				t.Fatal("accepted without the password")
+			}
+		}
+	})
+}
