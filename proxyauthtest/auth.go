@@ -22,10 +22,11 @@ type Credentials struct {
 
 // Authenticator is a proxy authentication scheme: it produces the challenges
 // sent with a rejection and checks the credentials of a request. The package
-// provides [Basic], [Digest], [NTLM] and [Multi]; other schemes can be plugged in.
-// An Authenticator that needs to answer more than yes or no (a stale nonce, a
-// next nonce) also implements [Verifier]; one that authenticates a connection
-// rather than a request (NTLM) implements [ConnVerifier].
+// provides [Basic], [Digest], [NTLM] and [Multi]; other schemes can be
+// plugged in. An Authenticator that needs to answer more than yes or no (a
+// stale nonce, a next nonce) also implements [Verifier]; one that
+// authenticates a connection rather than a request (NTLM) implements
+// [ConnVerifier].
 //
 // A [Proxy] calls an Authenticator from several goroutines at once, so an
 // implementation must be safe for concurrent use.
@@ -64,8 +65,9 @@ type Verdict struct {
 	Info string
 	// Leg is, for a scheme that authenticates a connection in several
 	// legs, the leg of the handshake the request carried, recorded in
-	// [Request.Leg]: for [NTLM], 1 for a NEGOTIATE message and 3 for an
-	// AUTHENTICATE message. 0 means none (no such message).
+	// [Request.Leg]: for [NTLM], the type of the message, 1 for a NEGOTIATE
+	// and 3 for an AUTHENTICATE (2 for a CHALLENGE, which no client should
+	// send). 0 means none (no such message).
 	Leg int
 }
 
