@@ -1,8 +1,8 @@
 package interop_test
 
 // Helpers that start real proxy servers on 127.0.0.1 for the interop tests:
-// squid (Basic and/or Digest), tinyproxy (Basic) and microsocks (SOCKS5
-// username/password). Each runs in its own process group and is killed
+// squid (Basic, Digest, Negotiate and NTLM, alone or together), tinyproxy
+// (Basic) and microsocks (SOCKS5 username/password). Each runs in its own process group and is killed
 // with that group and all its descendants (squid's helpers leave the group)
 // and waited for in t.Cleanup. None sends traffic beyond loopback.
 //
@@ -62,8 +62,10 @@ const (
 	phSquidReady = "Accepting HTTP Socket connections at"
 	phTinyReady  = "Accepting connections."
 
-	phBasicHelper  = "/usr/lib/squid/basic_ncsa_auth"
-	phDigestHelper = "/usr/lib/squid/digest_file_auth"
+	phBasicHelper     = "/usr/lib/squid/basic_ncsa_auth"
+	phDigestHelper    = "/usr/lib/squid/digest_file_auth"
+	phNegotiateHelper = "/usr/lib/squid/negotiate_kerberos_auth"
+	phNTLMHelper      = "/usr/lib/squid/ntlm_fake_auth"
 )
 
 // requireBinary returns the path of the program name, looked up in PATH and
@@ -413,10 +415,35 @@ type SquidOptions struct {
 	// DenyTarget, if set, is a host:port (127.0.0.1:N) that squid refuses
 	// with 403 by ACL before it asks for credentials.
 	DenyTarget string
+	// Negotiate, if set, offers Negotiate: Kerberos through SPNEGO, checked
+	// by negotiate_kerberos_auth against the keytab of the service
+	// principal (see KDC.SquidNegotiate), which logs the client's
+	// principal (alice@PROXYAUTH.TEST) as the user. Clients ask for a
+	// ticket for HTTP/<host of the proxy URL>, so with the KDC's
+	// HTTP/localhost the proxy must be addressed as Squid.LocalhostURL.
+	// nil offers no Negotiate.
+	Negotiate *SquidNegotiate
+	// NTLM offers NTLM through ntlm_fake_auth, which accepts every user and
+	// password: it proves the three legs on one connection, not the
+	// hashes. squid logs the username the client sent, mangled by the
+	// helper (see corpFakeNTLMUser).
+	//
+	// squid sends its challenges in the order of its auth_param lines,
+	// which writeConfig writes strongest first: Negotiate, NTLM, Digest,
+	// Basic (the order squid's documentation recommends, since some
+	// clients take the first scheme they know).
+	NTLM bool
+	// NoClientPersistentConnections writes client_persistent_connections
+	// off: squid closes the client's connection after each response,
+	// a 407 that asks for credentials included, so that a client sends
+	// its next leg on a new connection. squid 5.7 keeps it open after the
+	// one 407 that carries its NTLM challenge (type 2), so NTLM still
+	// finishes. false keeps squid's default (on).
+	NoClientPersistentConnections bool
 }
 
-// Squid is a squid 5 process on loopback. With neither Basic nor Digest set
-// it asks for no credentials.
+// Squid is a squid 5 process on loopback. With no scheme set (Basic, Digest,
+// Negotiate, NTLM) it asks for no credentials.
 type Squid struct {
 	URL  string // "http://127.0.0.1:PORT"
 	Addr string // "127.0.0.1:PORT"
@@ -448,6 +475,12 @@ func StartSquid(t testing.TB, opts SquidOptions) *Squid {
 	}
 	if opts.Digest {
 		phRequireFile(t, phDigestHelper, "squid")
+	}
+	if opts.Negotiate != nil {
+		phRequireFile(t, phNegotiateHelper, "squid")
+	}
+	if opts.NTLM {
+		phRequireFile(t, phNTLMHelper, "squid")
 	}
 
 	dir, err := os.MkdirTemp("", "squid-interop-")
@@ -516,7 +549,8 @@ func StartSquid(t testing.TB, opts SquidOptions) *Squid {
 		}
 		if err == nil {
 			s.startup = time.Since(begin)
-			t.Logf("squid ready on %s in %v (basic=%v digest=%v)", s.Addr, s.startup.Round(time.Millisecond), opts.Basic, opts.Digest)
+			t.Logf("squid ready on %s in %v (basic=%v digest=%v negotiate=%v ntlm=%v)", s.Addr, s.startup.Round(time.Millisecond),
+				opts.Basic, opts.Digest, opts.Negotiate != nil, opts.NTLM)
 			return s
 		}
 		out := s.proc.out.String()
@@ -583,6 +617,28 @@ func (s *Squid) writeConfig(port int) error {
 	// accepts the old password until a request with a different one makes it
 	// ask the helper again.
 	p("authenticate_ttl 0 seconds")
+	// Schemes strongest first: squid challenges in this order (see
+	// SquidOptions.NTLM).
+	if n := s.opts.Negotiate; n != nil {
+		for _, v := range []string{n.Keytab, n.Principal, n.Config} {
+			if v == "" || strings.ContainsAny(v, " \t\r\n\"") {
+				return fmt.Errorf("Negotiate: %q: must be non-empty, without spaces or quotes", v)
+			}
+		}
+		// squid passes its environment to its helpers; env puts the realm's
+		// krb5.conf into the helper's. -c: the replay cache (a replayed
+		// token is refused) in the run directory, removed with it; MIT's
+		// default is /var/tmp/krb5_UID.rcache2, which would stay behind.
+		p("auth_param negotiate program /usr/bin/env KRB5_CONFIG=%s %s -k %s -s %s -c %s",
+			n.Config, phNegotiateHelper, n.Keytab, n.Principal, s.runDir)
+		p("auth_param negotiate children 10 startup=1 idle=1")
+		p("auth_param negotiate keep_alive on")
+	}
+	if s.opts.NTLM {
+		p("auth_param ntlm program %s", phNTLMHelper)
+		p("auth_param ntlm children 60 startup=4 idle=4")
+		p("auth_param ntlm keep_alive on")
+	}
 	if s.opts.Digest {
 		p("auth_param digest program %s -c %s", phDigestHelper, s.digestFile)
 		p("auth_param digest children 5 startup=0 idle=1")
@@ -610,8 +666,11 @@ func (s *Squid) writeConfig(port int) error {
 		p("acl phDenyPort port %s", port)
 		p("http_access deny phDenyDst phDenyPort")
 	}
+	if s.opts.NoClientPersistentConnections {
+		p("client_persistent_connections off")
+	}
 	// No Safe_ports/SSL_ports rules: CONNECT goes to any port.
-	if s.opts.Basic || s.opts.Digest {
+	if s.opts.Basic || s.opts.Digest || s.opts.Negotiate != nil || s.opts.NTLM {
 		p("acl authed proxy_auth REQUIRED")
 		p("http_access allow authed")
 	} else {
