@@ -110,23 +110,11 @@ func StartKDC(t testing.TB, users map[string]string) *KDC {
 		k.secrets = append(k.secrets, pw)
 	}
 
-	dir, err := os.MkdirTemp("", "kdc-interop-")
-	if err == nil {
-		dir, err = filepath.Abs(dir)
-	}
-	if err != nil {
-		t.Fatalf("StartKDC: %v", err)
-	}
-	// Registered before the process's Cleanup, so it runs after the KDC is
-	// dead.
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	// squid's helper runs as the proxy user and must reach krb5.conf and
 	// the service keytab; it may not list the directory, and every other
 	// file in it (the database, the stash, client keytabs and credential
 	// caches) is 0600.
-	if err := os.Chmod(dir, 0o711); err != nil {
-		t.Fatalf("StartKDC: %v", err)
-	}
+	dir := phProcessDir(t, "StartKDC", "kdc-interop-", 0o711)
 	k.dir = dir
 	k.Config = filepath.Join(dir, "krb5.conf")
 	k.Profile = filepath.Join(dir, "kdc.conf")

@@ -483,20 +483,9 @@ func StartSquid(t testing.TB, opts SquidOptions) *Squid {
 		phRequireFile(t, phNTLMHelper, "squid")
 	}
 
-	dir, err := os.MkdirTemp("", "squid-interop-")
-	if err != nil {
-		t.Fatalf("StartSquid: %v", err)
-	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		t.Fatalf("StartSquid: %v", err)
-	}
-	// Registered before the process's Cleanup, so it runs after squid is dead.
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	// squid drops to the proxy user, which must read the config and the
-	// password files: os.MkdirTemp (and t.TempDir) make 0700 directories.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("StartSquid: %v", err)
-	}
+	// password files.
+	dir := phProcessDir(t, "StartSquid", "squid-interop-", 0o755)
 	s.dir = dir
 	s.runDir = filepath.Join(dir, "run")
 	if err := os.Mkdir(s.runDir, 0o755); err != nil {
@@ -565,6 +554,27 @@ func StartSquid(t testing.TB, opts SquidOptions) *Squid {
 		t.Fatalf("StartSquid: squid on %s not ready (%v, attempt %d, %s)\nconfig:\n%s\n%s",
 			s.Addr, err, attempt, s.proc.cmd.ProcessState, s.readConf(), s.Log())
 	}
+}
+
+// phProcessDir makes a temporary directory with an absolute path and the
+// given mode (os.MkdirTemp and t.TempDir make 0700 ones, which the proxy
+// user that squid and its helpers drop to cannot enter), removed at
+// cleanup. Called before the process starts, its Cleanup runs after the
+// process is dead.
+func phProcessDir(t testing.TB, caller, prefix string, mode os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err == nil {
+		dir, err = filepath.Abs(dir)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", caller, err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatalf("%s: %v", caller, err)
+	}
+	return dir
 }
 
 // phRemoveSegments removes the shared-memory segments of the squid named
