@@ -1,10 +1,12 @@
 package proxyauth
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/proxyauth/proxyauth/internal/digest"
@@ -53,6 +55,35 @@ type AuthRequest struct {
 	// GetBody returns a new copy of the body; nil when the body cannot
 	// be read again, or there is none.
 	GetBody func() (io.ReadCloser, error)
+	// Proxy is the proxy the request goes to, without userinfo.
+	Proxy *url.URL
+}
+
+// ConnAuthorizer is the Authorizer of a scheme that authenticates a
+// connection rather than a request, such as [NTLM] and [Negotiate]. For
+// its sessions the Transport opens the connections to the proxy itself
+// and runs a [Handshake] on each before net/http uses it: for a tunnel,
+// the CONNECT legs, after which net/http gets the open tunnel; for a
+// plain http:// request, the legs before the last, whose value goes with
+// the request itself. Later requests on an authenticated connection carry
+// no Proxy-Authorization. Authorize is not called for it.
+type ConnAuthorizer interface {
+	Authorizer
+	// Handshake begins the authentication of one new connection to the
+	// proxy, for r: the CONNECT, or the first request on the connection.
+	Handshake(ctx context.Context, r AuthRequest) (Handshake, error)
+}
+
+// Handshake is the authentication of one connection, in legs: each sends
+// a Proxy-Authorization value, and the proxy answers with a 407 whose
+// challenge leads to the next leg, or accepts, or refuses.
+type Handshake interface {
+	// Next returns the Proxy-Authorization value of the next leg. c is
+	// the proxy's challenge for the scheme in its answer to the previous
+	// leg, with the token in Token68; it is nil for the first leg. last
+	// reports that the proxy is to accept or refuse this value rather
+	// than answer it with another challenge.
+	Next(c *Challenge) (value string, last bool, err error)
 }
 
 // Basic returns the Basic scheme (RFC 7617). It sends the password, merely
