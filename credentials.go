@@ -36,6 +36,14 @@ type authState struct {
 	// beyondBasic is set once the proxy has accepted a scheme other than
 	// Basic: Basic to it after that is a downgrade.
 	beyondBasic atomic.Bool
+
+	// refusedVersion is the latest version of the credentials that a
+	// connection-bound scheme had refused, 0 for none: they are not sent
+	// again, in any scheme.
+	refusedVersion atomic.Uint64
+	// provenVersion is the latest version that a connection-bound scheme
+	// accepted, 0 for none.
+	provenVersion atomic.Uint64
 }
 
 // offer is one challenge of a proxy: the challenges it offered, and the
@@ -149,6 +157,33 @@ func (s *authState) keep(sess *session) {
 		}
 	}
 }
+
+// raise sets u to v unless it holds more.
+func raise(u *atomic.Uint64, v uint64) {
+	for {
+		old := u.Load()
+		if old >= v || u.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// refuse records that version v of the credentials was refused by a
+// connection-bound scheme.
+func (s *authState) refuse(v uint64) { raise(&s.refusedVersion, v) }
+
+// proven reports whether version v of the credentials was accepted by a
+// connection-bound scheme.
+func (s *authState) proven(v uint64) bool { return s.provenVersion.Load() >= v }
+
+// refused reports whether version v of the credentials was refused by a
+// connection-bound scheme.
+func (s *authState) refused(v uint64) bool { return v != 0 && s.refusedVersion.Load() == v }
+
+// errRefusedBefore is the cause when the credentials at hand are ones a
+// connection-bound scheme refused.
+var errRefusedBefore = fmt.Errorf("%w: they are not sent again, lest the account be locked out; "+
+	"give the Transport new ones (a CredentialsFunc is asked for them)", ErrCredentialsRefused)
 
 // validCredentials reports credentials that a SOCKS5 proxy (RFC 1929)
 // cannot carry: it takes 1 to 255 bytes of username and at most 255 of

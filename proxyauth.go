@@ -248,6 +248,13 @@ var (
 	// Config.AllowBasicDowngrade is false. It matches
 	// [ErrNoAcceptableScheme] too.
 	ErrSchemeDowngrade = errors.New("the proxy asks for Basic after it accepted a stronger scheme: a downgrade")
+	// ErrCredentialsRefused is matched by the Err of a [*ProxyAuthError]
+	// when no request was sent because the credentials at hand are ones
+	// that the proxy refused to [NTLM] or [Negotiate] before: those are a
+	// domain account's, which locks after a few failed logins, so they
+	// are never sent again. A [CredentialsFunc] is asked for new ones;
+	// fixed credentials need a new Transport.
+	ErrCredentialsRefused = errors.New("the proxy refused these credentials before")
 	// ErrBodyNotReplayable is the Err of a [*ProxyAuthError] when the
 	// proxy asked for (other) credentials but the request cannot be sent
 	// again because its body cannot be read again (Request.GetBody is

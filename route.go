@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,6 +37,18 @@ type route struct {
 	template *http.Transport
 	rt       atomic.Pointer[http.Transport]
 
+	// conns are the Transports of connection-bound sessions (dial.go),
+	// made on first use; connsMu serialises their making.
+	conns   atomic.Pointer[connTransports]
+	connsMu sync.Mutex
+	// trials admits one request at a time with connection-bound
+	// credentials that the proxy has not accepted yet (see trial).
+	trials chan struct{}
+
+	// baseConnectHeader returns the header fields that Base adds to a
+	// CONNECT (its ProxyConnectHeader or GetProxyConnectHeader).
+	baseConnectHeader func(ctx context.Context, target string) (http.Header, error)
+
 	timeout             time.Duration // Config.ProxyTimeout; 0 for none
 	onCredentialsChange func()        // set by the pool
 	obs                 *observer
@@ -55,6 +68,7 @@ type attempt struct {
 	callerAuth string   // a Proxy-Authorization value the caller set; it takes the place of sess
 	last       bool     // no attempt follows this one, whatever the answer
 	tunnel     bool     // the request goes through a CONNECT tunnel
+	uri        string   // a plain request's target, for a connection-bound handshake
 
 	conn atomic.Pointer[net.Conn] // the new connection whose CONNECT answer is awaited
 
@@ -127,6 +141,7 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 		wait:        cfg.WaitForChallenge,
 		downgrade:   cfg.AllowBasicDowngrade,
 		timeout:     cfg.ProxyTimeout,
+		trials:      make(chan struct{}, 1),
 	}
 	switch {
 	case r.timeout == 0:
@@ -135,7 +150,7 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 		r.timeout = 0
 	}
 	if r.schemes.schemes == nil {
-		r.schemes.schemes = []Scheme{Digest(), Basic()}
+		r.schemes.schemes = []Scheme{Digest(), NTLM(), Basic()}
 	}
 	if r.maxAttempts == 0 {
 		r.maxAttempts = defaultMaxAuthAttempts
@@ -173,8 +188,15 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 		//lint:ignore SA1019 the deprecated field is cleared so that TLS to the proxy goes only through dialTLS.
 		t.DialTLS = nil
 	}
+	get, static := base.GetProxyConnectHeader, base.ProxyConnectHeader
+	r.baseConnectHeader = func(ctx context.Context, target string) (http.Header, error) {
+		if get != nil {
+			return get(ctx, proxyURL, target)
+		}
+		return static, nil
+	}
 	t.ProxyConnectHeader = nil
-	t.GetProxyConnectHeader = r.connectHeader(base)
+	t.GetProxyConnectHeader = r.connectHeader()
 	t.OnProxyConnectResponse = r.onConnectResponse(base.OnProxyConnectResponse)
 	r.template = t
 	r.rt.Store(t.Clone())
@@ -220,6 +242,7 @@ func (r *route) credentialsChanged() {
 func (r *route) renewTransport() {
 	old := r.rt.Swap(r.template.Clone())
 	old.CloseIdleConnections()
+	r.renewConnTransports()
 }
 
 // defaultMaxAuthAttempts is the default of Config.MaxAuthAttempts: enough
@@ -267,17 +290,13 @@ func (r *route) dialTLS(cfg *tls.Config, dial func(ctx context.Context, network,
 }
 
 // connectHeader returns the GetProxyConnectHeader hook: the headers that
-// base's own hook or ProxyConnectHeader gives, with this attempt's
+// Base's own hook or ProxyConnectHeader gives, with this attempt's
 // credentials on top.
-func (r *route) connectHeader(base *http.Transport) func(ctx context.Context, proxyURL *url.URL, target string) (http.Header, error) {
-	get, static := base.GetProxyConnectHeader, base.ProxyConnectHeader
-	return func(ctx context.Context, proxyURL *url.URL, target string) (http.Header, error) {
-		h := static
-		if get != nil {
-			var err error
-			if h, err = get(ctx, proxyURL, target); err != nil {
-				return nil, err
-			}
+func (r *route) connectHeader() func(ctx context.Context, proxyURL *url.URL, target string) (http.Header, error) {
+	return func(ctx context.Context, _ *url.URL, target string) (http.Header, error) {
+		h, err := r.baseConnectHeader(ctx, target)
+		if err != nil {
+			return nil, err
 		}
 		a := attemptFrom(ctx)
 		if a == nil {
@@ -388,7 +407,13 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 			start = time.Now()
 			r.obs.attemptStart(r.attemptInfo(req, a, n))
 		}
+		settle, err := r.trial(req.Context(), a)
+		if err != nil {
+			closeBody(req)
+			return nil, r.credentialsError(err, tunnel, n-1)
+		}
 		resp, pae, err := r.send(req, a, n, callerSet)
+		settle(resp != nil, pae)
 		if r.obs != nil {
 			r.observeEnd(req, a, n, start, resp, pae, err)
 		}
@@ -402,7 +427,9 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		pae.Attempts = n
-		if n >= r.maxAttempts || a.callerAuth != "" {
+		if n >= r.maxAttempts || a.callerAuth != "" || pae.Err != nil && a.connAuth() != nil {
+			// A connection-bound handshake with a cause failed short of
+			// an answer to the credentials: it would fail again.
 			return nil, pae
 		}
 		// Even when this request cannot be resent, the answer is worth
@@ -476,8 +503,9 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	// A Basic session's credentials go in the proxy URL (see the Proxy
 	// hook), unless the caller's own field takes their place.
 	viaURL := plain && a.callerAuth == "" && a.sess != nil && a.sess.proxyURL != nil
+	ca := a.connAuth()
 	var header string
-	if plain && !viaURL {
+	if plain && !viaURL && ca == nil {
 		var err error
 		header, err = a.proxyAuthorization(AuthRequest{
 			Method: req.Method, URI: requestTarget(req),
@@ -502,6 +530,12 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 		out.Body = body
 	}
 	rt := r.rt.Load()
+	if ca != nil {
+		if plain {
+			a.uri = requestTarget(req)
+		}
+		rt = r.connTransport(a.tunnel)
+	}
 	resp, err := rt.RoundTrip(out)
 	if err != nil {
 		var pae *ProxyAuthError
@@ -519,15 +553,17 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	resp.Request = req
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
-		pae := r.authError(resp, false, header != "" || viaURL)
+		pae := r.authError(resp, false, header != "" || viaURL || ca != nil)
 		r.seal(pae, a, header)
 		// A proxy may answer a request before it has read the body, and
 		// then leave the connection unread: squid 5 does so with a body
 		// of 64 KiB or more, until its idle timeout two minutes later.
 		// So no resend goes on the connection of a 407 to a request with
 		// a body.
+		// Nor does anything go on a connection whose authentication the
+		// proxy refused.
 		switch {
-		case !hasBody(req):
+		case !hasBody(req) && ca == nil:
 			drain(resp.Body, r.timeout) // and the connection is kept
 		case resp.Body == http.NoBody:
 			// net/http put the connection back in its pool before
@@ -565,8 +601,25 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 	if acc != nil && cur != nil && acc.version == cur.version {
 		return acc, nil
 	}
+	if cur != nil && r.auth.refused(cur.version) && r.auth.fn != nil {
+		// A connection-bound scheme refused these: ask for others before
+		// anything is sent.
+		var challenges []Challenge
+		if off != nil {
+			challenges = off.challenges
+		}
+		prev := cur
+		var err error
+		if cur, err = r.auth.credentials(ctx, challenges, cur.version, true); err != nil {
+			return nil, err
+		}
+		if cur.version == prev.version || cur.creds == prev.creds {
+			return nil, errRefusedBefore
+		}
+	}
+	wait := r.wait && off == nil // WaitForChallenge holds until the proxy has asked
 	if cur == nil {
-		if r.wait && !r.spec.socks() {
+		if wait && !r.spec.socks() {
 			return nil, nil
 		}
 		var err error
@@ -580,36 +633,64 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 	case acc != nil:
 		// The credentials changed since the proxy accepted acc: answer
 		// the same challenge with the new ones.
-		return r.start(acc.scheme, acc.challenge, cur)
-	case r.wait:
+		if s, err := r.start(acc.scheme, acc.challenge, cur); err == nil && s != nil {
+			return s, nil
+		}
+	case wait:
 		return nil, nil
 	}
 	return r.preemptive(cur, off)
 }
 
-// preemptive returns a session to send before the proxy has asked, of a
-// scheme that needs no challenge, or nil. Before the proxy's first
-// challenge that is the first allowed such scheme (Basic, by default);
-// after it, only the scheme that answers the proxy's last challenge, so
-// that a proxy that asked for Digest alone is never sent Basic (Digest,
-// which needs a nonce, cannot answer first: the request goes without).
+// preemptive returns a session to send before the proxy has asked, or
+// nil. Before the proxy's first challenge that is the first allowed scheme
+// that needs no challenge (Basic, by default). After it, it is the scheme
+// that answers the proxy's last challenge best, so that a proxy that asked
+// for Digest alone is never sent Basic (Digest, which needs a fresh nonce,
+// cannot answer first: the request goes without). A connection-bound
+// scheme (NTLM, Negotiate) answers the last challenge again on each new
+// connection; one that cannot start here gives way to the next offered.
 func (r *route) preemptive(cur *versioned, off *offer) (*session, error) {
-	var (
-		scheme Scheme
-		auth   Authorizer
-		err    error
-	)
-	switch {
-	case off == nil:
-		scheme, auth, err = r.schemes.preemptive(cur.creds)
-	case off.scheme != nil && r.downgradeError(off.scheme) == nil:
-		scheme = off.scheme
-		auth, err = scheme.Start(nil, cur.creds)
+	if off == nil {
+		scheme, auth, err := r.schemes.preemptive(cur.creds)
+		if err != nil || auth == nil {
+			return nil, err
+		}
+		return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}), nil
 	}
-	if err != nil || auth == nil {
-		return nil, err
+	cands, err := r.schemes.ranked(off.challenges)
+	if err != nil {
+		return nil, nil // the request goes without, and gets the error
 	}
-	return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}), nil
+	var skipped []error
+	for _, c := range cands {
+		if r.downgradeError(c.scheme) != nil {
+			break
+		}
+		auth, err := c.scheme.Start(nil, cur.creds)
+		if err == nil && auth == nil {
+			auth, err = c.scheme.Start(c.challenge, cur.creds)
+			if _, bound := auth.(ConnAuthorizer); err == nil && !bound {
+				break // it needs a challenge of its own
+			}
+		}
+		if err == nil && auth != nil {
+			return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: c.scheme, challenge: c.challenge, auth: auth}), nil
+		}
+		if err != nil {
+			skipped = append(skipped, fmt.Errorf("%s: %w", c.scheme.Name(), err))
+		}
+	}
+	return nil, skippedError(skipped)
+}
+
+// skippedError is the error when no offered scheme could start, saying
+// why each could not; nil when none was tried.
+func skippedError(skipped []error) error {
+	if len(skipped) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: no offered scheme could start: %w", ErrNoAcceptableScheme, errors.Join(skipped...))
 }
 
 // downgradeError returns the error for answering the proxy with s when
@@ -625,6 +706,9 @@ func (r *route) downgradeError(s Scheme) error {
 
 // start returns a session of scheme answering c with cur.
 func (r *route) start(scheme Scheme, c *Challenge, cur *versioned) (*session, error) {
+	if r.auth.refused(cur.version) {
+		return nil, errRefusedBefore
+	}
 	auth, err := scheme.Start(c, cur.creds)
 	if err != nil || auth == nil {
 		return nil, err
@@ -648,6 +732,10 @@ func (r *route) withURL(s *session) *session {
 // answering a new nonce when the old one merely expired, the same ones in
 // a scheme the proxy prefers, or refreshed ones when the proxy refused
 // those of the scheme it asked for. nil means there is nothing new to try.
+//
+// The strongest offered scheme is used; one that cannot even start here
+// (Negotiate without a ticket, say) gives way to the next, and when none
+// can, the error says why each could not.
 func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthError) (*session, error) {
 	if prev != nil && prev.auth != nil {
 		if rn, ok := prev.auth.(renewer); ok {
@@ -662,42 +750,59 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 			}
 		}
 	}
-	var (
-		scheme Scheme
-		ch     *Challenge
-	)
-	rejected := prev != nil
-	if !r.spec.socks() {
-		var err error
-		if scheme, ch, err = r.schemes.choose(pae.Challenges); err != nil {
-			return nil, err
-		}
-		if err := r.downgradeError(scheme); err != nil {
-			return nil, err
-		}
-		// Credentials sent in another scheme than the one the proxy
-		// prefers were not refused as such: they get a second chance.
-		rejected = rejected && strings.EqualFold(prev.scheme.Name(), scheme.Name())
-	}
 	var seen uint64
 	if prev != nil {
 		seen = prev.version
 	}
-	cur, err := r.auth.credentials(ctx, pae.Challenges, seen, rejected)
-	switch {
-	case err != nil:
-		return nil, err
-	case cur == nil:
-		return nil, nil
-	case rejected && cur.version == seen:
-		return nil, nil // fixed credentials: there are no others
-	case rejected && cur.creds == prev.creds:
-		return nil, errSameCredentials
-	}
 	if r.spec.socks() {
+		cur, err := r.auth.credentials(ctx, pae.Challenges, seen, prev != nil)
+		switch {
+		case err != nil:
+			return nil, err
+		case cur == nil, prev != nil && cur.version == seen:
+			return nil, nil
+		case prev != nil && cur.creds == prev.creds:
+			return nil, errSameCredentials
+		}
 		return r.withURL(&session{version: cur.version, creds: cur.creds}), nil
 	}
-	return r.start(scheme, ch, cur)
+	cands, err := r.schemes.ranked(pae.Challenges)
+	if err != nil {
+		return nil, err
+	}
+	var skipped []error
+	for _, c := range cands {
+		if err := r.downgradeError(c.scheme); err != nil {
+			if len(skipped) > 0 {
+				err = fmt.Errorf("%w; before it, %w", err, skippedError(skipped))
+			}
+			return nil, err
+		}
+		// Credentials sent in another scheme than the one the proxy
+		// prefers were not refused as such: they get a second chance.
+		rejected := prev != nil && strings.EqualFold(prev.scheme.Name(), c.scheme.Name())
+		cur, err := r.auth.credentials(ctx, pae.Challenges, seen, rejected)
+		switch {
+		case err != nil:
+			return nil, err
+		case cur == nil:
+			return nil, nil
+		case rejected && cur.version == seen:
+			return nil, nil // fixed credentials: there are no others
+		case rejected && cur.creds == prev.creds:
+			return nil, errSameCredentials
+		}
+		sess, err := r.start(c.scheme, c.challenge, cur)
+		switch {
+		case errors.Is(err, errRefusedBefore):
+			return nil, err
+		case err != nil:
+			skipped = append(skipped, fmt.Errorf("%s: %w", c.scheme.Name(), err))
+			continue
+		}
+		return sess, nil
+	}
+	return nil, skippedError(skipped)
 }
 
 // nextNonce returns the session to keep after a success: the one sent, or

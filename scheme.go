@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/proxyauth/proxyauth/internal/digest"
@@ -246,16 +247,24 @@ func (ss *schemeSet) preemptive(c Credentials) (Scheme, Authorizer, error) {
 	return nil, nil, nil
 }
 
-// choose returns the strongest allowed answer to the challenges.
-func (ss *schemeSet) choose(cs []Challenge) (Scheme, *Challenge, error) {
+// candidate is an allowed scheme and the challenge it would answer.
+type candidate struct {
+	scheme    Scheme
+	challenge *Challenge
+	strength  int
+}
+
+// ranked returns the allowed answers to the challenges, the strongest
+// first, each scheme once (with the challenge it answers best); or
+// ErrNoAcceptableScheme when there is none.
+func (ss *schemeSet) ranked(cs []Challenge) ([]candidate, error) {
 	var (
-		best     Scheme
-		bestC    *Challenge
-		bestRank = -1
-		refused  bool
+		out     []candidate
+		refused bool
 	)
-	for i := range cs {
-		for _, s := range ss.schemes {
+	for _, s := range ss.schemes {
+		best := candidate{strength: -1}
+		for i := range cs {
 			if !strings.EqualFold(s.Name(), cs[i].Scheme) {
 				continue
 			}
@@ -263,13 +272,18 @@ func (ss *schemeSet) choose(cs []Challenge) (Scheme, *Challenge, error) {
 				refused = true
 				continue
 			}
-			if r := s.Strength(cs[i]); r > bestRank {
-				best, bestC, bestRank = s, &cs[i], r
+			if r := s.Strength(cs[i]); r > best.strength {
+				best = candidate{scheme: s, challenge: &cs[i], strength: r}
 			}
 		}
+		if best.scheme != nil {
+			out = append(out, best)
+		}
 	}
-	if best != nil {
-		return best, bestC, nil
+	if len(out) > 0 {
+		// Stable: of equal strengths, the scheme listed first.
+		slices.SortStableFunc(out, func(a, b candidate) int { return b.strength - a.strength })
+		return out, nil
 	}
 	names := make([]string, len(ss.schemes))
 	for i, s := range ss.schemes {
@@ -279,7 +293,16 @@ func (ss *schemeSet) choose(cs []Challenge) (Scheme, *Challenge, error) {
 	if refused {
 		err = fmt.Errorf("%w (Basic is refused over plain TCP by Config.RefuseCleartextBasic: it would send the password in clear; use an https:// proxy URL or a proxy that offers Digest)", err)
 	}
-	return nil, nil, err
+	return nil, err
+}
+
+// choose returns the strongest allowed answer to the challenges.
+func (ss *schemeSet) choose(cs []Challenge) (Scheme, *Challenge, error) {
+	cands, err := ss.ranked(cs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cands[0].scheme, cands[0].challenge, nil
 }
 
 func offered(cs []Challenge) string {

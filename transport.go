@@ -219,7 +219,7 @@ func (t *Transport) routeFor(req *http.Request) (*route, error) {
 // direct routes. It does not interrupt connections in use.
 func (t *Transport) CloseIdleConnections() {
 	for _, r := range t.routes {
-		r.rt.Load().CloseIdleConnections()
+		r.closeIdle()
 	}
 	if t.direct != nil {
 		t.direct.CloseIdleConnections()
