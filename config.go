@@ -60,6 +60,11 @@ func checkAuthConfig(cfg *Config) error {
 			return &ConfigError{Field: field, Value: s.Name(), Reason: "listed twice"}
 		}
 		seen[name] = true
+		if ns, ok := s.(negotiateScheme); ok {
+			if err := ns.k.validate(); err != nil {
+				return &ConfigError{Field: field, Value: "Negotiate", Reason: err.Error()}
+			}
+		}
 	}
 	return nil
 }

@@ -103,8 +103,10 @@ type Config struct {
 
 	// Schemes lists the authentication schemes the Transport may use.
 	// When a proxy offers several challenges, the one that the strongest
-	// allowed scheme answers best is used (see [Scheme]). nil means
-	// [Digest] and [Basic]; add [Bearer], or a Scheme of your own, here.
+	// allowed scheme answers best is used (see [Scheme]); one that cannot
+	// start here (Negotiate without a ticket) gives way to the next
+	// offered. nil means [Digest], [NTLM] and [Basic]; add [Negotiate]
+	// with its Kerberos settings, [Bearer], or a Scheme of your own, here.
 	Schemes []Scheme
 
 	// ProxyTimeout bounds the proxy phase of a request: the dial, the TLS

@@ -598,7 +598,7 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 		(off.scheme == nil || !strings.EqualFold(off.scheme.Name(), acc.scheme.Name())) {
 		acc = nil
 	}
-	if acc != nil && cur != nil && acc.version == cur.version {
+	if acc != nil && (cur != nil && acc.version == cur.version || cur == nil && acc.version == 0) {
 		return acc, nil
 	}
 	if cur != nil && r.auth.refused(cur.version) && r.auth.fn != nil {
@@ -623,8 +623,16 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 			return nil, nil
 		}
 		var err error
-		if cur, err = r.auth.credentials(ctx, nil, 0, false); err != nil || cur == nil {
+		if cur, err = r.auth.credentials(ctx, nil, 0, false); err != nil {
 			return nil, err
+		}
+		if cur == nil {
+			if off == nil || r.spec.socks() {
+				return nil, nil
+			}
+			// No credentials: a scheme with credentials of its own (a
+			// Kerberos ticket) may still answer.
+			return r.preemptive(&versioned{}, off)
 		}
 	}
 	switch {
@@ -667,6 +675,9 @@ func (r *route) preemptive(cur *versioned, off *offer) (*session, error) {
 		if r.downgradeError(c.scheme) != nil {
 			break
 		}
+		if cur.version == 0 && !ownCredentials(c.scheme) {
+			continue
+		}
 		auth, err := c.scheme.Start(nil, cur.creds)
 		if err == nil && auth == nil {
 			auth, err = c.scheme.Start(c.challenge, cur.creds)
@@ -682,6 +693,13 @@ func (r *route) preemptive(cur *versioned, off *offer) (*session, error) {
 		}
 	}
 	return nil, skippedError(skipped)
+}
+
+// ownCredentials reports whether s can start without the Transport's
+// credentials: Negotiate logs in from a credential cache or a keytab.
+func ownCredentials(s Scheme) bool {
+	_, ok := s.(negotiateScheme)
+	return ok
 }
 
 // skippedError is the error when no offered scheme could start, saying
@@ -785,8 +803,12 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 		switch {
 		case err != nil:
 			return nil, err
+		case cur == nil && !ownCredentials(c.scheme):
+			continue
 		case cur == nil:
-			return nil, nil
+			cur = &versioned{} // none: the scheme logs in on its own
+		}
+		switch {
 		case rejected && cur.version == seen:
 			return nil, nil // fixed credentials: there are no others
 		case rejected && cur.creds == prev.creds:

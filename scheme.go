@@ -25,8 +25,8 @@ type Scheme interface {
 	// Strength rates how well answering c protects the credentials:
 	// when a proxy offers several challenges, the Transport answers the
 	// one with the highest strength. A negative value means the scheme
-	// cannot answer c. The built-in schemes rate Basic 10, Bearer 20 and
-	// Digest 30 (MD5) to 51 (SHA-512-256-sess).
+	// cannot answer c. The built-in schemes rate Basic 10, Bearer 20,
+	// NTLM 25, Digest 30 (MD5) to 51 (SHA-512-256-sess) and Negotiate 60.
 	Strength(c Challenge) int
 
 	// Start returns an Authorizer that answers c with creds. c is nil
