@@ -243,6 +243,13 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 	hops := viaHops(pae.Header)
 	giveCreds := "give the proxy's credentials in the proxy URL (http://user:pass@host:port, percent-encoded) or through Config.Credentials"
 	switch {
+	case errors.Is(pae.Err, ErrCredentialsRefused):
+		d.Summary = "not sent: the proxy refused these credentials before, to NTLM or Negotiate"
+		d.Hints = []string{
+			"they are a domain account's, which locks after a few failed logins, so they are not sent again: check the username and password",
+			"give the Transport the right ones: a new Transport, or a CredentialsFunc in Config.Credentials, which is asked for new ones",
+			"if logins with the right password fail too, the account may be locked: ask the domain's administrators",
+		}
 	case pae.StatusCode == 0 && (errors.Is(pae.Err, context.Canceled) || errors.Is(pae.Err, context.DeadlineExceeded)):
 		d.Summary = "the request ended while waiting for the CredentialsFunc"
 		d.Hints = []string{"the CredentialsFunc did not return before the request's context ended: bound its work, or give the request more time"}
@@ -268,6 +275,12 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 		d.Hints = []string{
 			"set Request.GetBody (http.NewRequest does for bytes.Reader, bytes.Buffer and strings.Reader bodies) so that the request can be resent with credentials",
 			"or send the credentials with the first request: leave Config.WaitForChallenge false, with Basic allowed",
+		}
+	case errors.Is(pae.Err, errHandshakeClosed):
+		d.Summary = "the proxy closed the connection in the middle of the " + challengeList(pae.Challenges) + " handshake" + note
+		d.Hints = []string{
+			"NTLM and Negotiate authenticate a connection, which must stay open between the legs: a load balancer or proxy in between may be closing it",
+			"squid: keep auth_param ntlm keep_alive on",
 		}
 	case errors.Is(pae.Err, errSameCredentials):
 		d.Summary = "the CredentialsFunc returned the credentials the proxy had just rejected" + note
@@ -303,6 +316,8 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 	case errors.Is(pae.Err, ErrNoAcceptableScheme):
 		d.Summary = "the proxy offers no scheme this Transport may use" + note
 		d.Hints = noSchemeHints(pae)
+	case pae.Err != nil && len(causeHints(pae.Err)) > 0:
+		d.Summary = "the authentication with the proxy failed" + note + ": " + causeText(pae.Err)
 	case pae.Err != nil:
 		d.Summary = "the proxy rejected the credentials and new ones could not be had" + note + ": " + causeText(pae.Err)
 		d.Hints = []string{"the CredentialsFunc failed when asked for fresh credentials: fix that cause"}
@@ -316,11 +331,45 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 		if realm := realmOf(pae.Challenges); realm != "" {
 			d.Hints = append(d.Hints, "the proxy asks for realm "+quoted(realm)+": use an account of that realm")
 		}
+		if offersScheme(pae.Challenges, "NTLM") {
+			d.Hints = append(d.Hints, `for NTLM, give the username as DOMAIN\user or user@domain, with the domain the account belongs to`)
+		}
 	default:
 		d.Summary = "the proxy requires credentials and none were sent" + authNote(pae, false)
 		d.Hints = []string{giveCreds, "it offers " + challengeList(pae.Challenges)}
 	}
+	// What a scheme says of its own failure (no Kerberos ticket, clock
+	// skew, an unknown service principal) comes first: it is the most
+	// precise.
+	d.Hints = append(causeHints(pae.Err), d.Hints...)
 	return d
+}
+
+// causeHints returns the hints of every error in err's tree that has one
+// (a Kerberos failure's, say), each once.
+func causeHints(err error) []string {
+	var hints []string
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if e, ok := err.(interface{ hint() string }); ok {
+			if h := e.hint(); h != "" && !slices.Contains(hints, h) {
+				hints = append(hints, h)
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return hints
 }
 
 // authNote describes the proxy's answer in a *ProxyAuthError: " (407 to
@@ -361,8 +410,12 @@ func noSchemeHints(pae *ProxyAuthError) []string {
 			if !slices.Contains(allow, name) {
 				allow = append(allow, name)
 			}
-		case "ntlm", "negotiate":
-			hints = append(hints, "the proxy wants "+c.Scheme+", which is not built in: implement proxyauth.Scheme for it, or ask its operator for Basic or Digest")
+		case "ntlm":
+			if !slices.Contains(allow, "proxyauth.NTLM()") {
+				allow = append(allow, "proxyauth.NTLM()")
+			}
+		case "negotiate":
+			hints = append(hints, "the proxy wants Negotiate (Kerberos): add proxyauth.Negotiate(proxyauth.Kerberos{...}) to Config.Schemes, with a ticket cache (kinit), a keytab, or the principal's password")
 		}
 	}
 	if len(allow) > 0 {

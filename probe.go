@@ -81,32 +81,66 @@ func (r *route) probeConnect(ctx context.Context, target string) error {
 		return &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
 	}
 	for n := 1; ; n++ {
-		resp, sent, err := r.connectOnce(ctx, target, sess)
-		if err != nil {
+		pae, err := r.connectAttempt(ctx, target, &sess)
+		if pae == nil {
 			return err
 		}
-		switch resp.StatusCode {
-		case http.StatusOK:
-			if sess != nil {
-				r.auth.keep(sess)
-			}
-			return nil
-		case http.StatusProxyAuthRequired, http.StatusUnauthorized:
-			pae := r.authError(resp, true, sent)
-			pae.Attempts = n
-			if n >= r.maxAttempts {
-				return pae
-			}
-			next, err := r.nextSession(ctx, sess, pae)
-			if err != nil || next == nil {
-				pae.Err = err
-				return pae
-			}
-			sess = next
-		default:
-			return &ProxyError{Proxy: r.spec.url, Op: "connect", StatusCode: resp.StatusCode, Header: resp.Header}
+		pae.Attempts = n
+		if n >= r.maxAttempts {
+			return pae
 		}
+		next, err := r.nextSession(ctx, sess, pae)
+		if err != nil || next == nil {
+			pae.Err = err
+			return pae
+		}
+		sess = next
 	}
+}
+
+// connectAttempt opens a tunnel to target with *sess and closes it. It
+// returns the proxy's 407 (or 401) as pae, to be answered, and any other
+// outcome as err (nil for an open tunnel). A connection-bound session goes
+// through the dial path of requests, and its trial (see route.trial),
+// which may replace *sess.
+func (r *route) connectAttempt(ctx context.Context, target string, sess **session) (*ProxyAuthError, error) {
+	a := &attempt{sess: *sess}
+	if a.connAuth() == nil {
+		resp, sent, err := r.connectOnce(ctx, target, *sess)
+		switch {
+		case err != nil:
+			return nil, err
+		case resp.StatusCode == http.StatusOK:
+			if *sess != nil {
+				r.auth.keep(*sess)
+			}
+			return nil, nil
+		case resp.StatusCode == http.StatusProxyAuthRequired, resp.StatusCode == http.StatusUnauthorized:
+			return r.authError(resp, true, sent), nil
+		}
+		return nil, &ProxyError{Proxy: r.spec.url, Op: "connect", StatusCode: resp.StatusCode, Header: resp.Header}
+	}
+	settle, err := r.trial(ctx, a)
+	if err != nil {
+		return nil, &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
+	}
+	*sess = a.sess
+	conn, err := r.openTunnel(ctx, target, a)
+	var pae *ProxyAuthError
+	if err == nil {
+		settle(true, nil)
+		r.auth.keep(a.sess)
+		return nil, conn.Close()
+	}
+	if errors.As(err, &pae) && pae.StatusCode != 0 {
+		settle(false, pae)
+		if pae.Err == nil {
+			return pae, nil
+		}
+	} else {
+		settle(false, nil)
+	}
+	return nil, err
 }
 
 // connectOnce sends one CONNECT and reads its answer.
