@@ -1,11 +1,13 @@
 package proxyauth_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -158,6 +160,64 @@ func TestNTLMPoolProbe(t *testing.T) {
 				}
 			}
 			assert.Equal(t, 1, authenticates, "the wrong password went to the proxy once, in the probe")
+		})
+	}
+}
+
+// TestNTLMForgottenLogin: a proxy that asks again on a connection it had
+// authenticated has not refused the credentials: the request goes again,
+// on a new connection with a new handshake, and the password is not
+// marked as refused.
+func TestNTLMForgottenLogin(t *testing.T) {
+	o := newOrigin(t, false, nil)
+	p := proxyauthtest.NewNTLMProxy(ntlmUser, ntlmPass)
+	t.Cleanup(p.Close)
+	cl := client(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, ntlmUser, ntlmPass)}, Schemes: []proxyauth.Scheme{proxyauth.NTLM()}})
+	_, _, err := get(cl, o.URL)
+	require.NoError(t, err)
+	p.ResetRequests()
+	p.RejectNext(1)
+	for i := 0; i < 2; i++ {
+		_, resp, err := get(cl, o.URL)
+		require.NoError(t, err, "request %d", i)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	assert.Equal(t, []string{"GET", "HEAD NTLM/1", "GET NTLM/3", "GET"}, legs(p))
+}
+
+// TestNTLMObservabilityNeverShowsSecrets runs a refused NTLM password, a
+// refreshed one and a request that is not sent through the logs and hooks:
+// they name the scheme, and hold neither password nor any NTLM message.
+func TestNTLMObservabilityNeverShowsSecrets(t *testing.T) {
+	for _, tt := range targets {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, tt.tls, nil)
+			p := proxyauthtest.NewNTLMProxy(ntlmUser, ntlmPass)
+			t.Cleanup(p.Close)
+			var calls atomic.Int32
+			c := &captured{counts: map[string]int{}}
+			cl := client(t, c.config(proxyauth.Config{
+				Proxies: []string{p.URL},
+				Credentials: func(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
+					if calls.Add(1) == 1 {
+						return proxyauth.Credentials{Username: ntlmUser, Password: "old-secret"}, nil
+					}
+					return proxyauth.Credentials{Username: ntlmUser, Password: ntlmPass}, nil
+				},
+				Base: trusting(o.Certificate()),
+			}))
+			for i := 0; i < 2; i++ {
+				_, _, err := get(cl, o.URL)
+				require.NoError(t, err)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			all := c.logs.String() + strings.Join(c.events, "\n")
+			assert.Contains(t, all, "NTLM")
+			for _, secret := range []string{ntlmPass, "old-secret", "TlRMTVNTUA"} {
+				assert.NotContains(t, all, secret)
+			}
+			assert.Positive(t, c.counts["challenge"])
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -246,15 +247,34 @@ func (r *route) authenticated(dial func(ctx context.Context, network, addr strin
 // with the request itself, or "" when the proxy let a leg through
 // without asking for more.
 //
-// It is bounded by the proxy timeout, and ends when ctx ends.
+// It is bounded by the proxy timeout, and ends when ctx ends, or the
+// context of the request that made the attempt: net/http lets a dial go on
+// when its request is cancelled, but a handshake is the request's own.
 func (r *route) handshake(ctx context.Context, conn net.Conn, a *attempt, hs Handshake, leg *http.Request, tunnel bool) (last string, br *bufio.Reader, err error) {
 	if r.timeout > 0 {
 		conn.SetDeadline(time.Now().Add(r.timeout))
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	interrupt := func() { conn.SetDeadline(time.Unix(1, 0)) }
+	stop := context.AfterFunc(ctx, interrupt)
+	caller := a.Context
+	if caller == nil {
+		caller = ctx
+	}
+	stopCaller := context.AfterFunc(caller, interrupt)
+	ended := func(err error) error {
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case caller.Err() != nil:
+			return caller.Err()
+		}
+		return err
+	}
 	defer func() {
-		if !stop() && err == nil {
-			err = ctx.Err()
+		stopped := stop()
+		stopped = stopCaller() && stopped
+		if !stopped && err == nil {
+			err = ended(nil)
 		}
 		if err == nil {
 			conn.SetDeadline(time.Time{})
@@ -289,11 +309,11 @@ func (r *route) handshake(ctx context.Context, conn net.Conn, a *attempt, hs Han
 			err = leg.WriteProxy(conn)
 		}
 		if err != nil {
-			return "", nil, r.seal(&ProxyError{Proxy: r.spec.url, Op: op, Err: ctxOr(ctx, err)}, a, v)
+			return "", nil, r.seal(&ProxyError{Proxy: r.spec.url, Op: op, Err: ended(err)}, a, v)
 		}
 		resp, err := http.ReadResponse(br, leg)
 		if err != nil {
-			return "", nil, r.seal(&ProxyError{Proxy: r.spec.url, Op: op, Err: ctxOr(ctx, err)}, a, v)
+			return "", nil, r.seal(&ProxyError{Proxy: r.spec.url, Op: op, Err: ended(err)}, a, v)
 		}
 		switch {
 		case resp.StatusCode == http.StatusProxyAuthRequired ||
@@ -301,7 +321,7 @@ func (r *route) handshake(ctx context.Context, conn net.Conn, a *attempt, hs Han
 			prev = r.authError(resp, tunnel, isLast)
 			c = nextLeg(prev.Challenges, a.sess.scheme.Name())
 			if isLast || c == nil {
-				resp.Body.Close()
+				// The body is left unread: the connection is closed.
 				if !isLast {
 					prev.Err = errors.New("the proxy did not answer the " + a.sess.scheme.Name() + " handshake with a challenge")
 				}
@@ -314,7 +334,6 @@ func (r *route) handshake(ctx context.Context, conn net.Conn, a *attempt, hs Han
 		case tunnel && resp.StatusCode == http.StatusOK:
 			return "", br, nil
 		case tunnel:
-			resp.Body.Close()
 			return "", nil, &ProxyError{Proxy: r.spec.url, Op: op, StatusCode: resp.StatusCode, Header: resp.Header}
 		default:
 			// The proxy let a plain leg through: the connection needs no
@@ -347,15 +366,15 @@ func nextLeg(cs []Challenge, scheme string) *Challenge {
 
 // drained reads the rest of a leg's answer so that the connection can
 // carry the next, and reports whether it can: the answer has a length,
-// is not too large, and the proxy keeps the connection.
+// is not too large, and the proxy keeps the connection. An answer that
+// cannot be drained is left unread (closing its body would read it all):
+// its connection is closed.
 func drained(resp *http.Response) bool {
 	const limit = 64 << 10
-	defer resp.Body.Close()
 	if resp.Close || resp.ContentLength < 0 || resp.ContentLength > limit {
 		return false
 	}
-	var buf bytes.Buffer
-	_, err := buf.ReadFrom(resp.Body)
+	_, err := io.Copy(io.Discard, resp.Body)
 	return err == nil
 }
 

@@ -79,6 +79,7 @@ type attempt struct {
 	// the failure is then the connection's, and the origin may have seen
 	// the request.
 	gotConn atomic.Bool
+	reused  atomic.Bool            // and that connection had served a request before
 	trace   *httptrace.ClientTrace // reports gotConn; nil for a plain request
 
 	// The dial may go on in net/http's goroutine after RoundTrip has
@@ -89,7 +90,10 @@ type attempt struct {
 	sentAuth        atomic.Pointer[string] // the CONNECT's Proxy-Authorization value, masked in errors
 }
 
-func (a *attempt) gotConnection(httptrace.GotConnInfo) { a.gotConn.Store(true) }
+func (a *attempt) gotConnection(i httptrace.GotConnInfo) {
+	a.gotConn.Store(true)
+	a.reused.Store(i.Reused)
+}
 
 // newAttempt returns an attempt sending sess. A tunnel's carries a
 // ClientTrace, in the same allocation; a plain request's, which has no
@@ -434,7 +438,13 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// Even when this request cannot be resent, the answer is worth
 		// having: the next requests use it.
-		next, err := r.nextSession(req.Context(), a.sess, pae)
+		prev := a.sess
+		if a.connAuth() != nil && !pae.Rejected {
+			// The proxy forgot the login of the connection: the
+			// credentials were not refused, and go again on a new one.
+			prev = nil
+		}
+		next, err := r.nextSession(req.Context(), prev, pae)
 		switch {
 		case err != nil:
 			pae.Err = err
@@ -496,14 +506,20 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	a.tunnel = !socks && !plain
 	a.Context = req.Context()
 	var ctx context.Context = a
-	if a.tunnel {
+	ca := a.connAuth()
+	switch {
+	case a.tunnel:
 		a.trace.GotConn = a.gotConnection
 		ctx = httptrace.WithClientTrace(ctx, a.trace)
+	case ca != nil && plain:
+		// Whether the request carries the handshake's last leg, or goes
+		// on a connection authenticated before, tells a refusal of the
+		// credentials from a proxy that forgot a connection's login.
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: a.gotConnection})
 	}
 	// A Basic session's credentials go in the proxy URL (see the Proxy
 	// hook), unless the caller's own field takes their place.
 	viaURL := plain && a.callerAuth == "" && a.sess != nil && a.sess.proxyURL != nil
-	ca := a.connAuth()
 	var header string
 	if plain && !viaURL && ca == nil {
 		var err error
@@ -553,7 +569,7 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	resp.Request = req
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
-		pae := r.authError(resp, false, header != "" || viaURL || ca != nil)
+		pae := r.authError(resp, false, header != "" || viaURL || ca != nil && !a.reused.Load())
 		r.seal(pae, a, header)
 		// A proxy may answer a request before it has read the body, and
 		// then leave the connection unread: squid 5 does so with a body
