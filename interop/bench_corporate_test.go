@@ -91,3 +91,28 @@ func BenchmarkSquidConnBound(b *testing.B) {
 		b.Fatalf("%d requests reached an origin with Proxy-Authorization", n)
 	}
 }
+
+// BenchmarkNegotiateToken is the client's share of a Negotiate
+// connection: one token from a ticket already held (the service ticket
+// is fetched from the KDC once, on the first connection).
+func BenchmarkNegotiateToken(b *testing.B) {
+	k := StartKDC(b, map[string]string{user: secret})
+	ccache := k.Kinit(b, user, secret)
+	scheme := proxyauth.Negotiate(proxyauth.Kerberos{Config: k.Config, CCache: ccache})
+	auth, err := scheme.Start(&proxyauth.Challenge{Scheme: "Negotiate"}, proxyauth.Credentials{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca := auth.(proxyauth.ConnAuthorizer)
+	proxy := &url.URL{Scheme: "http", Host: "localhost:3128"}
+	b.ReportAllocs()
+	for b.Loop() {
+		hs, err := ca.Handshake(context.Background(), proxyauth.AuthRequest{Method: http.MethodConnect, URI: "example.com:443", Proxy: proxy})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := hs.Next(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
