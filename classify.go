@@ -142,7 +142,10 @@ type ProxyError struct {
 	// reason other than credentials), "forward" (a forwarded request got a
 	// failure status the proxy made, or no answer), "tunnel" (the
 	// connection through a tunnel or SOCKS5 broke while a request was in
-	// it: the proxy or the origin closed it).
+	// it: the proxy or the origin closed it), "handshake" (the proxy broke
+	// off an NTLM or Negotiate handshake on a new connection for an
+	// http:// target, before the request was written; a tunnel's
+	// handshake is "connect").
 	Op string
 	// StatusCode is the proxy's failure status, such as 403, 502 or 503;
 	// 0 when there was none.
@@ -183,6 +186,8 @@ func (e *ProxyError) Error() string {
 		msg = proxy + " did not answer the forwarded request"
 	case e.Op == "tunnel":
 		msg = "the connection through " + proxy + " broke"
+	case e.Op == "handshake":
+		msg = proxy + " broke off the authentication handshake of a new connection"
 	default:
 		msg = proxy + " failed (" + e.Op + ")"
 	}

@@ -221,3 +221,33 @@ func TestNTLMObservabilityNeverShowsSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestNTLMThroughTLSProxy: NTLM to an https:// proxy, whose connection is
+// TLS before the legs start.
+func TestNTLMThroughTLSProxy(t *testing.T) {
+	for _, tt := range targets {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, tt.tls, nil)
+			p := proxyauthtest.NewUnstartedProxy(ntlmUser, ntlmPass)
+			p.Auth = &proxyauthtest.NTLM{}
+			p.StartTLS()
+			t.Cleanup(p.Close)
+			require.True(t, strings.HasPrefix(p.URL, "https://"))
+			cl := client(t, proxyauth.Config{
+				Proxies: []string{withUser(t, p.URL, ntlmUser, ntlmPass)},
+				Schemes: []proxyauth.Scheme{proxyauth.NTLM()},
+				Base:    trusting(o.Certificate(), p.Certificate()),
+			})
+			for i := 0; i < 2; i++ {
+				_, resp, err := get(cl, o.URL)
+				require.NoError(t, err)
+				assert.Equal(t, http.StatusOK, resp.StatusCode)
+			}
+			want := []string{"GET", "HEAD NTLM/1", "GET NTLM/3", "GET"}
+			if tt.tunnel {
+				want = []string{"CONNECT", "CONNECT NTLM/1", "CONNECT NTLM/3"}
+			}
+			assert.Equal(t, want, legs(p))
+		})
+	}
+}

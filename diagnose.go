@@ -492,6 +492,17 @@ func diagnoseProxyError(pe *ProxyError) Diagnosis {
 				notPlainHTTP,
 			}
 		}
+	case "handshake":
+		d = Diagnosis{Layer: LayerProxy}
+		if isTimeout(pe.Err) {
+			d.Summary = "the proxy did not answer a leg of the NTLM or Negotiate handshake in time"
+		} else {
+			d.Summary = "the proxy closed the connection in the middle of the NTLM or Negotiate handshake"
+		}
+		d.Hints = []string{
+			"the handshake ran on a new connection before the request was written: the request was not sent, and a pool tries another proxy",
+			"the proxy may be overloaded or restarting, and its logs will tell; Config.ProxyTimeout (default 10s) bounds each handshake",
+		}
 	case "forward":
 		d = Diagnosis{Layer: LayerProxy}
 		if isTimeout(pe.Err) {

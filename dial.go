@@ -280,7 +280,7 @@ func (r *route) handshake(ctx context.Context, conn net.Conn, a *attempt, hs Han
 			conn.SetDeadline(time.Time{})
 		}
 	}()
-	op := "forward"
+	op := "handshake"
 	if tunnel {
 		op = "connect"
 	}

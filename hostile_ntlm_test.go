@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/proxyauth/proxyauth"
+	"github.com/proxyauth/proxyauth/proxyauthtest"
 )
 
 // ntlmChallengeB64 is a CHALLENGE message as squid's ntlm_fake_auth sends
@@ -131,7 +132,11 @@ func TestHostileNTLMHandshake(t *testing.T) {
 				}
 				r := hostileGet(hostileClient(t, cfg), tt.url)
 				require.Error(t, r.err)
-				c.check(t, r.err, tt.tunnel, tt.op)
+				op := "handshake"
+				if tt.tunnel {
+					op = "connect"
+				}
+				c.check(t, r.err, tt.tunnel, op)
 				checkNoSecret(t, r.err)
 				checkBounded(t, r, cfg.ProxyTimeout)
 				select {
@@ -181,4 +186,28 @@ func TestHostileNTLMCancel(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestNTLMHandshakeFailover: a proxy that breaks off the handshake has
+// not seen the request, so even a POST moves to the next proxy, and the
+// origin gets it once.
+func TestNTLMHandshakeFailover(t *testing.T) {
+	for _, tt := range targets {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, tt.tls, nil)
+			bad, _ := hostileNTLM(t, func(c net.Conn, _ *bufio.Reader) { _, _ = io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n") })
+			good := proxyauthtest.NewNTLMProxy(ntlmUser, ntlmPass)
+			t.Cleanup(good.Close)
+			cl, _ := poolClient(t, proxyauth.Config{
+				Proxies: []string{withUser(t, bad.URL, ntlmUser, ntlmPass), withUser(t, good.URL, ntlmUser, ntlmPass)},
+				Schemes: []proxyauth.Scheme{proxyauth.NTLM()},
+				Base:    trusting(o.Certificate()),
+			}, nil)
+			resp, err := cl.Post(o.URL, "text/plain", strings.NewReader("order #1"))
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Len(t, o.received(), 1)
+		})
+	}
 }

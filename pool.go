@@ -463,7 +463,7 @@ func mayFailOver(req *http.Request, err error) bool {
 		return replayable && !errors.Is(err, ErrBodyNotReplayable)
 	case errors.As(err, &pe):
 		switch pe.Op {
-		case "dial", "tls", "connect", "socks":
+		case "dial", "tls", "connect", "socks", "handshake":
 			return replayable // the origin cannot have seen the request
 		}
 		return replayable && idempotent(req)
@@ -490,7 +490,7 @@ func healthFailure(err error) bool {
 		return false
 	}
 	switch pe.Op {
-	case "dial", "tls", "socks", "forward":
+	case "dial", "tls", "socks", "forward", "handshake":
 		return pe.StatusCode == 0
 	case "connect":
 		switch pe.StatusCode {
