@@ -2,6 +2,7 @@ package proxyauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -52,7 +53,9 @@ import (
 // anew is read again. The KDC's answers are awaited for at most gokrb5's
 // timeouts (5 seconds to connect to each KDC, 5 more for its answer): Start
 // has no context, and Handshake stops waiting when its context ends.
-func Negotiate(k Kerberos) Scheme { return negotiateScheme{k: k} }
+func Negotiate(k Kerberos) Scheme {
+	return negotiateScheme{k: k, logins: &logins{done: map[string]login{}}}
+}
 
 // Kerberos says where [Negotiate] gets its Kerberos tickets. Its zero
 // value finds them as kinit and curl do, through the environment. A file
@@ -86,7 +89,83 @@ type Kerberos struct {
 // nor $KRB5_CONFIG names one.
 const defaultKrb5Conf = "/etc/krb5.conf"
 
-type negotiateScheme struct{ k Kerberos }
+type negotiateScheme struct {
+	k      Kerberos
+	logins *logins // shared by the copies of the Scheme
+}
+
+// logins are the logins of one Negotiate scheme, so that its sessions
+// share them: one ticket-granting ticket, and one service ticket per
+// proxy, for all the requests, however many start at once; and a password
+// or a key that the KDC refused is not sent to it again, lest the account
+// be locked. A login by password is kept by principal (one entry each,
+// replaced when the password changes), by keytab under one key, and one
+// from a credential cache by the cache's path, while the file is the same.
+type logins struct {
+	group singleflight.Group
+	mu    sync.Mutex
+	done  map[string]login
+}
+
+// login is the outcome of one login: an Authorizer, or the KDC's final
+// refusal.
+type login struct {
+	secret [32]byte   // the SHA-256 of the password, for a password login
+	cache  *cacheFile // the cache read, for a cache login
+	a      *negotiateAuthorizer
+	err    error
+}
+
+// do returns the login under key for secret, or makes it with f, one
+// call at a time per key. Successes are kept, and refusals that another
+// try cannot change (see finalRefusal); other failures are not.
+func (m *logins) do(key string, secret [32]byte, f func() (*negotiateAuthorizer, error)) (Authorizer, error) {
+	m.mu.Lock()
+	l, ok := m.done[key]
+	m.mu.Unlock()
+	if ok && l.secret == secret {
+		return l.authorizer()
+	}
+	v, _, _ := m.group.Do(key+"\x00"+string(secret[:]), func() (any, error) {
+		m.mu.Lock()
+		l, ok := m.done[key]
+		m.mu.Unlock()
+		if ok && l.secret == secret {
+			return l, nil
+		}
+		a, err := f()
+		l = login{secret: secret, a: a, err: err}
+		if err == nil || finalRefusal(err) {
+			m.mu.Lock()
+			m.done[key] = l
+			m.mu.Unlock()
+		}
+		return l, nil
+	})
+	return v.(login).authorizer()
+}
+
+func (l login) authorizer() (Authorizer, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.a, nil
+}
+
+// finalRefusal reports whether err is the KDC refusing the account's
+// password or key, or the account itself: trying again cannot help, and
+// counts as one more failed login.
+func finalRefusal(err error) bool {
+	var ke *kerberosError
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke.kind {
+	case kerbPassword, kerbKeytab, kerbUnknownClient, kerbRevoked, kerbKeyExpired:
+		return true
+	}
+	return false
+}
 
 func (negotiateScheme) Name() string           { return "Negotiate" }
 func (negotiateScheme) Strength(Challenge) int { return 60 }
@@ -95,7 +174,7 @@ func (s negotiateScheme) Start(c *Challenge, creds Credentials) (Authorizer, err
 	if c == nil {
 		return nil, nil
 	}
-	return s.k.login(creds)
+	return s.k.login(creds, s.logins)
 }
 
 // validate checks what k names explicitly: the files exist and parse, a
@@ -163,7 +242,7 @@ func checkSPN(spn string) error {
 
 // login makes the Authorizer of one session: it logs in the first way
 // that k and creds allow.
-func (k Kerberos) login(creds Credentials) (Authorizer, error) {
+func (k Kerberos) login(creds Credentials, m *logins) (Authorizer, error) {
 	if err := k.checkNames(); err != nil {
 		return nil, err
 	}
@@ -172,9 +251,9 @@ func (k Kerberos) login(creds Credentials) (Authorizer, error) {
 		return nil, err
 	}
 	if k.Keytab != "" {
-		return k.keytabLogin(cfg)
+		return m.do("keytab", [32]byte{}, func() (*negotiateAuthorizer, error) { return k.keytabLogin(cfg) })
 	}
-	a, why, expired := k.cacheLogin(cfg)
+	a, why, expired := k.cacheLogin(cfg, m)
 	if a != nil {
 		return a, nil
 	}
@@ -189,7 +268,9 @@ func (k Kerberos) login(creds Credentials) (Authorizer, error) {
 	case principal == "":
 		skipped = append(skipped, "a password but no principal (Kerberos.Principal and Credentials.Username are empty)")
 	default:
-		return k.passwordLogin(cfg, principal, creds.Password)
+		return m.do("password "+principal, sha256.Sum256([]byte(creds.Password)), func() (*negotiateAuthorizer, error) {
+			return k.passwordLogin(cfg, principal, creds.Password)
+		})
 	}
 	kind := kerbNoTicket
 	if expired {
@@ -299,7 +380,7 @@ func fileProblem(err error) string {
 
 // cacheLogin takes the ticket-granting ticket of the credential cache;
 // when it cannot, it says why, and whether the ticket expired.
-func (k Kerberos) cacheLogin(cfg *config.Config) (Authorizer, string, bool) {
+func (k Kerberos) cacheLogin(cfg *config.Config, m *logins) (Authorizer, string, bool) {
 	name, what := k.CCache, "Kerberos.CCache"
 	if name == "" {
 		name, what = os.Getenv("KRB5CCNAME"), "KRB5CCNAME"
@@ -315,12 +396,25 @@ func (k Kerberos) cacheLogin(cfg *config.Config) (Authorizer, string, bool) {
 	if err != nil {
 		return nil, err.(*kerberosError).reason, false
 	}
+	key := "cache " + path
+	if fi, err := os.Stat(path); err == nil {
+		// The same file as last time: its login, and its service tickets.
+		m.mu.Lock()
+		l, ok := m.done[key]
+		m.mu.Unlock()
+		if ok && l.cache.mod.Equal(fi.ModTime()) && l.cache.size == fi.Size() && time.Now().Before(l.cache.end) {
+			return l.a, "", false
+		}
+	}
 	c, why, expired := k.readCache(path, cfg)
 	if c == nil {
 		return nil, why, expired
 	}
 	a := &negotiateAuthorizer{k: k, cfg: cfg, how: "the credential cache " + path, cache: c}
 	a.setClient(c.cl, c.principal)
+	m.mu.Lock()
+	m.done[key] = login{cache: c, a: a}
+	m.mu.Unlock()
 	return a, "", false
 }
 
@@ -331,6 +425,7 @@ type cacheFile struct {
 	mod       time.Time
 	size      int64
 	principal string
+	end       time.Time // when its ticket-granting ticket expires
 	cl        *client.Client
 }
 
@@ -363,7 +458,7 @@ func (k Kerberos) readCache(path string, cfg *config.Config) (*cacheFile, string
 	if err != nil {
 		return nil, "the credential cache " + path + " does not parse", false
 	}
-	return &cacheFile{path: path, mod: fi.ModTime(), size: fi.Size(), principal: principal, cl: cl}, "", false
+	return &cacheFile{path: path, mod: fi.ModTime(), size: fi.Size(), principal: principal, end: tgt.EndTime, cl: cl}, "", false
 }
 
 func newClientFromCCache(cc *credentials.CCache, cfg *config.Config) (cl *client.Client, err error) {
@@ -375,7 +470,7 @@ func newClientFromCCache(cc *credentials.CCache, cfg *config.Config) (cl *client
 	return client.NewFromCCache(cc, cfg, client.DisablePAFXFAST(true))
 }
 
-func (k Kerberos) keytabLogin(cfg *config.Config) (Authorizer, error) {
+func (k Kerberos) keytabLogin(cfg *config.Config) (*negotiateAuthorizer, error) {
 	kt, err := loadKeytab(k.Keytab)
 	if err != nil {
 		return nil, err
@@ -393,7 +488,7 @@ func (k Kerberos) keytabLogin(cfg *config.Config) (Authorizer, error) {
 	return a, nil
 }
 
-func (k Kerberos) passwordLogin(cfg *config.Config, principal, password string) (Authorizer, error) {
+func (k Kerberos) passwordLogin(cfg *config.Config, principal, password string) (*negotiateAuthorizer, error) {
 	user, realm, err := splitPrincipal(principal, cfg.LibDefaults.DefaultRealm)
 	if err != nil {
 		return nil, err
