@@ -272,6 +272,16 @@ func newCorpProxy(t *testing.T, sq *Squid, o *origins, offers string) *corpProxy
 func (p *corpProxy) run(t *testing.T, env []string, proxy string, tlsOn bool, creds string,
 	want int, wantUser string, auth ...string) corpCurlResult {
 	t.Helper()
+	r, logged := p.curl(t, env, proxy, tlsOn, want, wantUser, auth...)
+	p.addRow(creds, tlsOn, r.Outcome(), "-", logged)
+	return r
+}
+
+// curl is run without the report's row: it returns the curl result and the
+// user squid logged for the request.
+func (p *corpProxy) curl(t *testing.T, env []string, proxy string, tlsOn bool,
+	want int, wantUser string, auth ...string) (corpCurlResult, string) {
+	t.Helper()
 	count("squid")
 	target := p.o.url(tlsOn)
 	from := p.sq.accessLogSize(t)
@@ -300,13 +310,17 @@ func (p *corpProxy) run(t *testing.T, env []string, proxy string, tlsOn bool, cr
 	assert.Equal(t, url, last.URL, last.Line)
 	assert.True(t, strings.HasSuffix(last.Code, "/"+strconv.Itoa(want)), last.Line)
 	assert.Equal(t, wantUser, last.User, "the user squid logged: %s", last.Line)
+	return r, last.User
+}
 
+// addRow adds a row to the curl cross-check report: the outcome curl got,
+// proxyauth's ("-" for a case only curl runs) and the user squid logged.
+func (p *corpProxy) addRow(creds string, tlsOn bool, curl int, ours, logged string) {
 	name := map[bool]string{false: "http", true: "https"}[tlsOn]
 	p.mu.Lock()
 	p.rows = append(p.rows, fmt.Sprintf("%-10s %-12s %-9s %-5s: curl %-10d | proxyauth %-10s squid logged user %s",
-		"squid", p.offers, creds, name, got, "-", last.User))
+		"squid", p.offers, creds, name, curl, ours, logged))
 	p.mu.Unlock()
-	return r
 }
 
 func TestKDC(t *testing.T) {
