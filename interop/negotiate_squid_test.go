@@ -370,6 +370,17 @@ func nsProxyAuthError(t testing.TB, err error, passwords ...string) *proxyauth.P
 	return pae
 }
 
+// nsHint requires Diagnose to place err at the proxy-auth layer with want
+// in its first hint, the most precise one.
+func nsHint(t testing.TB, err error, want string) {
+	t.Helper()
+	d := nsDiagnose(t, err)
+	assert.Equal(t, proxyauth.LayerProxyAuth, d.Layer)
+	if assert.NotEmpty(t, d.Hints) {
+		assert.Contains(t, d.Hints[0], want)
+	}
+}
+
 // nsDiagnose records what Diagnose says of err: the test's log shows it.
 func nsDiagnose(t testing.TB, err error) proxyauth.Diagnosis {
 	t.Helper()
@@ -651,7 +662,7 @@ func TestSquidNegotiateEnvironment(t *testing.T) {
 					assert.Equal(t, 1, pae.Attempts)
 					require.Len(t, pae.Challenges, 1)
 					assert.Equal(t, "Negotiate", pae.Challenges[0].Scheme)
-					assert.Equal(t, proxyauth.LayerProxyAuth, nsDiagnose(t, err).Layer)
+					nsHint(t, err, "the password was refused by the KDC")
 				} else {
 					assert.Zero(t, pae.StatusCode, "request %d: no request was sent", i)
 					if i == 1 {
@@ -692,7 +703,7 @@ func TestSquidNegotiateEnvironment(t *testing.T) {
 				if i == 0 {
 					t.Logf("error: %v", err)
 					assert.Equal(t, http.StatusProxyAuthRequired, pae.StatusCode)
-					assert.Equal(t, proxyauth.LayerProxyAuth, nsDiagnose(t, err).Layer)
+					nsHint(t, err, "no Kerberos ticket: run kinit or set Kerberos.Keytab")
 				} else {
 					assert.Zero(t, pae.StatusCode, "request %d: no request was sent", i)
 				}
@@ -721,7 +732,7 @@ func TestSquidNegotiateEnvironment(t *testing.T) {
 			assert.Equal(t, http.StatusProxyAuthRequired, pae.StatusCode)
 			assert.Contains(t, err.Error(), "Negotiate: no Kerberos ticket: the ticket in the credential cache "+short+" expired at "+
 				shortEnd.UTC().Format(time.RFC3339)+"; no keytab; no password")
-			assert.Equal(t, proxyauth.LayerProxyAuth, nsDiagnose(t, err).Layer)
+			nsHint(t, err, "the Kerberos ticket has expired")
 			cl.CloseIdleConnections()
 			assert.Equal(t, 1, w.tally().Requests)
 			assert.Equal(t, []string{nsLine(tt.tls, 407, "-")}, nsLog(t, neg, from, 1))
