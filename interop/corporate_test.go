@@ -240,9 +240,10 @@ func corpTarget(t testing.TB, target string) string {
 }
 
 // corpProxy is a squid under test, with the rows of its cases for the curl
-// cross-check report: a case that only curl runs, proxyauth speaking
-// neither NTLM nor Negotiate yet. The rows join the report together when the
-// test ends, so that those of tests running in parallel do not interleave.
+// cross-check report: a case that only curl runs. proxyauth's NTLM runs
+// next to curl's in the rows of TestSquidNTLMCurlCrossCheck (ntlm_test.go).
+// The rows join the report together when the test ends, so that those of
+// tests running in parallel do not interleave.
 type corpProxy struct {
 	sq     *Squid
 	o      *origins
@@ -447,11 +448,15 @@ func TestSquidNegotiateCurl(t *testing.T) {
 }
 
 // corpFakeNTLMUser is the user squid 5.7 logs for curl's NTLM login as
-// domain\user through ntlm_fake_auth. The helper's ntlm_unpack_auth reads
-// the domain and the user one byte too long, taking the first byte of the
-// field that follows (curl sends the domain, the user, then its workstation
-// "WORKSTATION"); the helper lowercases the user; squid's log doubles the
-// backslash. So alice without a domain is logged as a\\alicew.
+// domain\user through ntlm_fake_auth. curl's NEGOTIATE asks for OEM
+// strings, the helper's challenge echoes the client's flags, and curl's
+// AUTHENTICATE carries the names in OEM. For OEM names the helper's
+// ntlm_unpack_auth reads the domain and the user one byte too long, taking
+// the first byte of the field that follows (curl sends the domain, the
+// user, then its workstation "WORKSTATION"); the helper lowercases the
+// user; squid's log doubles the backslash. So alice without a domain is
+// logged as a\\alicew. A client that asks for Unicode, as proxyauth does,
+// has its names logged as sent (see TestSquidNTLMCurlCrossCheck).
 func corpFakeNTLMUser(domain, user string) string {
 	return domain + user[:1] + `\\` + strings.ToLower(user+"W")
 }

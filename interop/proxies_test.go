@@ -425,8 +425,9 @@ type SquidOptions struct {
 	Negotiate *SquidNegotiate
 	// NTLM offers NTLM through ntlm_fake_auth, which accepts every user and
 	// password: it proves the three legs on one connection, not the
-	// hashes. squid logs the username the client sent, mangled by the
-	// helper (see corpFakeNTLMUser).
+	// hashes. squid logs the username the client sent: as sent when it
+	// came in Unicode (proxyauth), mangled by the helper when in OEM
+	// (curl; see corpFakeNTLMUser).
 	//
 	// squid sends its challenges in the order of its auth_param lines,
 	// which writeConfig writes strongest first: Negotiate, NTLM, Digest,
