@@ -15,7 +15,9 @@ import (
 
 // An NTLM proxy, as corporate networks run: NTLM is among the default
 // schemes, so the proxy URL with a domain account is all it takes. The
-// tunnel is authenticated once, in two legs on its connection; the second
+// first CONNECT goes without credentials (a domain account's password is
+// not sent as Basic before the proxy asks for it); the tunnel is then
+// authenticated once, in two legs on its connection, and the second
 // request goes through the same tunnel with nothing to add.
 func ExampleNTLM() {
 	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +53,7 @@ func ExampleNTLM() {
 	// Output:
 	// 200 OK - hello through an NTLM tunnel
 	// 200 OK - hello through an NTLM tunnel
-	// proxy got CONNECT, "Basic" leg 0: 407
+	// proxy got CONNECT, "" leg 0: 407
 	// proxy got CONNECT, "NTLM" leg 1: 407
 	// proxy got CONNECT, "NTLM" leg 3: 200
 }

@@ -36,11 +36,12 @@ func legs(p *proxyauthtest.Proxy) []string {
 	return out
 }
 
-// TestNTLM sends three requests through a proxy that verifies NTLMv2:
-// the first is answered after the Basic that goes before any challenge is
-// refused, in the two NTLM legs on one connection; the later ones go on
-// the authenticated connection without any Proxy-Authorization. The
-// origin sees no credentials, and no request but the caller's.
+// TestNTLM sends three requests through a proxy that verifies NTLMv2, with
+// the default schemes: the first goes without credentials (Basic does not
+// go first with a domain account), and is answered in the two NTLM legs on
+// one connection; the later ones go on the authenticated connection
+// without any Proxy-Authorization. The origin sees no credentials, and no
+// request but the caller's.
 func TestNTLM(t *testing.T) {
 	for _, tt := range targets {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,9 +55,9 @@ func TestNTLM(t *testing.T) {
 				assert.Equal(t, http.StatusOK, resp.StatusCode)
 				assert.Equal(t, "hello from origin", body)
 			}
-			want := []string{"GET Basic", "HEAD NTLM/1", "GET NTLM/3", "GET", "GET"}
+			want := []string{"GET", "HEAD NTLM/1", "GET NTLM/3", "GET", "GET"}
 			if tt.tunnel {
-				want = []string{"CONNECT Basic", "CONNECT NTLM/1", "CONNECT NTLM/3"}
+				want = []string{"CONNECT", "CONNECT NTLM/1", "CONNECT NTLM/3"}
 			}
 			assert.Equal(t, want, legs(p))
 			for _, r := range p.Requests()[len(want)-1:] {
@@ -254,4 +255,27 @@ func (s failingScheme) Start(c *proxyauth.Challenge, _ proxyauth.Credentials) (p
 		return nil, nil
 	}
 	return nil, s.err
+}
+
+// TestBasicFirstOnlyWithoutDomain: Basic goes before any challenge with a
+// plain username, saving a round trip, but not with a "DOMAIN\user" one,
+// whose password is a Windows domain account's.
+func TestBasicFirstOnlyWithoutDomain(t *testing.T) {
+	o := newOrigin(t, false, nil)
+	for _, tt := range []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"GET Basic"}},
+		{`CORP\alice`, []string{"GET", "GET Basic"}},
+	} {
+		t.Run(tt.user, func(t *testing.T) {
+			p := newProxy(t, tt.user, secret)
+			cl := client(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, tt.user, secret)}})
+			_, resp, err := get(cl, o.URL)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, tt.want, legs(p))
+		})
+	}
 }

@@ -93,11 +93,14 @@ type Config struct {
 	// proxy's challenge. Once a proxy has accepted credentials they are
 	// sent with the following requests either way. false: Basic
 	// credentials are sent with the first request to a proxy when Basic
-	// is allowed, saving a round trip; once the proxy has challenged, a
-	// request before the proxy has accepted any credentials carries
-	// only what answers its last challenge: a proxy that asked for Digest
-	// alone never gets Basic, and a request that cannot answer before
-	// the challenge (Digest needs a nonce) goes without credentials.
+	// is allowed, saving a round trip, unless the username is written
+	// "DOMAIN\user": a Windows domain account's password goes in clear
+	// to no proxy that has not asked for Basic. Once the proxy has
+	// challenged, a request before the proxy has accepted any
+	// credentials carries only what answers its last challenge: a proxy
+	// that asked for Digest alone never gets Basic, and a request that
+	// cannot answer before the challenge (Digest needs a nonce) goes
+	// without credentials.
 	// SOCKS5 proxies always get the credentials at once.
 	WaitForChallenge bool
 

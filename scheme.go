@@ -234,9 +234,12 @@ func isBasic(s Scheme) bool { return strings.EqualFold(s.Name(), "Basic") }
 
 // preemptive returns the first allowed scheme that can send credentials
 // before any challenge, with its Authorizer; nil when there is none.
+// Basic does not go first with a username written "DOMAIN\user": that is
+// a Windows domain account, most likely for NTLM, whose password must not
+// travel in clear to a proxy that did not ask for Basic.
 func (ss *schemeSet) preemptive(c Credentials) (Scheme, Authorizer, error) {
 	for _, s := range ss.schemes {
-		if !ss.allowed(s) {
+		if !ss.allowed(s) || isBasic(s) && strings.Contains(c.Username, `\`) {
 			continue
 		}
 		a, err := s.Start(nil, c)

@@ -489,15 +489,20 @@ var ntConfigs = []ntConfig{
 	{name: "default"},
 }
 
-// scheme returns the scheme the client must settle on with squid
-// offering o: the default schemes rank Digest (30 and up) over NTLM (25)
-// over Basic (10), and send Basic before any challenge unless told to
-// wait for one.
-func (c ntConfig) scheme(o SquidOptions) string {
+// waits reports whether the client sends nothing before squid asks: when
+// told to, or with a DOMAIN\user username, whose password never goes as
+// Basic before a proxy asks for Basic.
+func (c ntConfig) waits(name string) bool { return c.wait || strings.Contains(name, `\`) }
+
+// scheme returns the scheme the client with username name must settle on
+// with squid offering o: the default schemes rank Digest (30 and up) over
+// NTLM (25) over Basic (10), and send Basic before any challenge unless
+// they wait for one.
+func (c ntConfig) scheme(o SquidOptions, name string) string {
 	switch {
 	case c.schemes != nil:
 		return "NTLM"
-	case !c.wait && o.Basic:
+	case !c.waits(name) && o.Basic:
 		return "Basic"
 	case o.Digest:
 		return "Digest"
@@ -509,8 +514,8 @@ func (c ntConfig) scheme(o SquidOptions) string {
 // before squid has asked: Basic for the default schemes when they do not
 // wait for a challenge, none otherwise (NTLM is never sent before the
 // proxy asks for it).
-func (c ntConfig) first() string {
-	if c.schemes == nil && !c.wait {
+func (c ntConfig) first(name string) string {
+	if c.schemes == nil && !c.waits(name) {
 		return "Basic"
 	}
 	return ""
@@ -609,9 +614,10 @@ func ntWantAnswers(tunnel, closing bool, n int) [][]string {
 // own.
 //
 // The default schemes, when they do not wait for a challenge, send Basic
-// with the first request: squid offering Basic takes it, and NTLM never
-// goes; squid offering NTLM alone refuses it (the password went in Basic
-// once), and the client answers with NTLM. Waiting for the challenge they
+// with the first request, unless the username is DOMAIN\user: squid
+// offering Basic takes it, and NTLM never goes; squid offering NTLM alone
+// refuses it (the password went in Basic once), and the client answers
+// with NTLM. Waiting for the challenge they
 // take NTLM over Basic, and Digest over NTLM. DOMAIN\user with Digest is
 // left out here: squid 5.7 cannot take it (see the "any-dom" rows of
 // TestSquidNTLMCurlCrossCheck).
@@ -627,7 +633,7 @@ func TestSquidNTLMSequential(t *testing.T) {
 				for _, tt := range targets {
 					for _, cfg := range ntConfigs {
 						for _, name := range []string{ntDomainUser, user} {
-							if cfg.scheme(off.opts) == "Digest" && name == ntDomainUser {
+							if cfg.scheme(off.opts, name) == "Digest" && name == ntDomainUser {
 								continue // see above
 							}
 							t.Run(tt.name+"/"+cfg.name+"/"+strings.ReplaceAll(name, `\`, "-"), func(t *testing.T) {
@@ -653,12 +659,12 @@ func ntSequential(t *testing.T, sq *Squid, o *ntOrigins, off ntOffer, closing, t
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 	}
 	cl.CloseIdleConnections() // squid logs a tunnel when it closes
-	scheme := cfg.scheme(off.opts)
+	scheme := cfg.scheme(off.opts, name)
 	trace := w.trace()
 	t.Logf("settled on %s; connections and what went on each: %v; squid's answers: %v", scheme, trace, w.answers())
 
 	if scheme == "NTLM" {
-		assert.Equal(t, ntWantNTLM(tunnel, closing, cfg.first(), n), trace)
+		assert.Equal(t, ntWantNTLM(tunnel, closing, cfg.first(name), n), trace)
 		assert.Equal(t, ntWantAnswers(tunnel, closing, n), w.answers(), "squid's answers on each connection")
 		for _, r := range w.requests() {
 			if r.Auth == "NTLM/3" {
@@ -917,7 +923,7 @@ type ntSide struct {
 
 func ntCrossCheck(t *testing.T, sq *Squid, o *ntOrigins, off ntOffer, tunnel bool, c ntCase) string {
 	target := o.url(tunnel)
-	wantStatus, wantScheme := http.StatusOK, c.cfg.scheme(off.opts)
+	wantStatus, wantScheme := http.StatusOK, c.cfg.scheme(off.opts, c.username)
 	if wantScheme == "Digest" && (c.username == "bob" || strings.Contains(c.username, `\`)) {
 		wantStatus = http.StatusProxyAuthRequired
 	}
