@@ -36,6 +36,37 @@ func legs(p *proxyauthtest.Proxy) []string {
 	return out
 }
 
+// atOnce runs f n times at once and returns the errors.
+func atOnce(n int, f func() error) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f()
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// ntlmLegs returns what an NTLM proxy receives for requests of a client
+// whose first request goes without credentials: for a tunnel, that CONNECT
+// and the two legs; for plain requests, the first, the HEAD leg and the
+// request carrying the AUTHENTICATE, then after more requests on the
+// authenticated connection.
+func ntlmLegs(tunnel bool, after int) []string {
+	if tunnel {
+		return []string{"CONNECT", "CONNECT NTLM/1", "CONNECT NTLM/3"}
+	}
+	want := []string{"GET", "HEAD NTLM/1", "GET NTLM/3"}
+	for range after {
+		want = append(want, "GET")
+	}
+	return want
+}
+
 // TestNTLM sends three requests through a proxy that verifies NTLMv2, with
 // the default schemes: the first goes without credentials (Basic does not
 // go first with a domain account), and is answered in the two NTLM legs on
@@ -55,10 +86,7 @@ func TestNTLM(t *testing.T) {
 				assert.Equal(t, http.StatusOK, resp.StatusCode)
 				assert.Equal(t, "hello from origin", body)
 			}
-			want := []string{"GET", "HEAD NTLM/1", "GET NTLM/3", "GET", "GET"}
-			if tt.tunnel {
-				want = []string{"CONNECT", "CONNECT NTLM/1", "CONNECT NTLM/3"}
-			}
+			want := ntlmLegs(tt.tunnel, 2)
 			assert.Equal(t, want, legs(p))
 			for _, r := range p.Requests()[len(want)-1:] {
 				assert.True(t, r.Authorized, "%s %s", r.Method, r.Target)
@@ -87,11 +115,7 @@ func TestNTLMOnly(t *testing.T) {
 				_, resp, err := get(cl, o.URL)
 				require.NoError(t, err)
 				assert.Equal(t, http.StatusOK, resp.StatusCode)
-				want := []string{"GET", "HEAD NTLM/1", "GET NTLM/3"}
-				if tt.tunnel {
-					want = []string{"CONNECT", "CONNECT NTLM/1", "CONNECT NTLM/3"}
-				}
-				assert.Equal(t, want, legs(p))
+				assert.Equal(t, ntlmLegs(tt.tunnel, 0), legs(p))
 			})
 		}
 	}
@@ -112,16 +136,7 @@ func TestNTLMWrongPassword(t *testing.T) {
 				Schemes: []proxyauth.Scheme{proxyauth.NTLM()},
 				Base:    trusting(o.Certificate()),
 			})
-			var wg sync.WaitGroup
-			errs := make([]error, 20)
-			for i := range errs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, _, errs[i] = get(cl, o.URL)
-				}()
-			}
-			wg.Wait()
+			errs := atOnce(20, func() error { _, _, err := get(cl, o.URL); return err })
 			refused := 0
 			for _, err := range errs {
 				var pae *proxyauth.ProxyAuthError
@@ -175,16 +190,7 @@ func TestNTLMRefresh(t *testing.T) {
 				Schemes:     []proxyauth.Scheme{proxyauth.NTLM()},
 				Base:        base,
 			})
-			var wg sync.WaitGroup
-			errs := make([]error, 20)
-			for i := range errs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, _, errs[i] = get(cl, o.URL)
-				}()
-			}
-			wg.Wait()
+			errs := atOnce(20, func() error { _, _, err := get(cl, o.URL); return err })
 			for i, err := range errs {
 				assert.NoError(t, err, "request %d", i)
 			}
