@@ -95,9 +95,11 @@ type RefreshInfo struct {
 
 // FailoverInfo describes a request moving from one proxy to the next.
 type FailoverInfo struct {
-	// From is the proxy the request leaves, without userinfo.
+	// From is the proxy the request leaves, without userinfo; nil for
+	// a direct connection that a PAC named.
 	From *url.URL
-	// To is the proxy it tries next, without userinfo.
+	// To is the proxy it tries next, without userinfo; nil for a direct
+	// connection that a PAC named.
 	To *url.URL
 	// Target is the request's URL, with any password masked.
 	Target string
@@ -226,8 +228,17 @@ func (o *observer) failover(i FailoverInfo) {
 	if o.hooks.Failover != nil {
 		o.hooks.Failover(i)
 	}
-	o.record(slog.LevelWarn, "proxyauth: failing over", slog.String("from", i.From.String()),
-		slog.String("to", i.To.String()), slog.String("target", i.Target), errAttr(i.Err))
+	o.record(slog.LevelWarn, "proxyauth: failing over", slog.String("from", hopName(i.From)),
+		slog.String("to", hopName(i.To)), slog.String("target", i.Target), errAttr(i.Err))
+}
+
+// hopName names a proxy for a log record, or "DIRECT" for a direct
+// connection (nil).
+func hopName(u *url.URL) string {
+	if u == nil {
+		return "DIRECT"
+	}
+	return u.String()
 }
 
 func (o *observer) stateChanged(i ProxyStateInfo) {

@@ -6,7 +6,9 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,6 +192,8 @@ func (e *PoolError) Unwrap() []error { return e.Errors }
 // safe for concurrent use.
 type Pool struct {
 	members     []*member
+	single      bool            // one proxy, never more: no health checks, no failover
+	direct      *http.Transport // for a PAC's DIRECT; nil otherwise
 	strategy    Strategy
 	maxPerReq   int
 	probeTarget string
@@ -265,6 +269,7 @@ func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 		}
 	}
 	n := len(routes)
+	p.single = n == 1
 	p.maxEjected = n * orDefault(pc.MaxEjectedPercent, 50) / 100
 	p.maxEjected = max(p.maxEjected, min(n-1, 1))
 	p.maxEjected = min(p.maxEjected, n-1)
@@ -375,8 +380,6 @@ func (rot *rotation) position(r *route) int {
 func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 	now := p.now()
 	rot, pos := p.start(req, now)
-	tries := min(p.maxPerReq, len(rot.in))
-	single := len(p.members) == 1
 	_, caller := proxyAuthorization(req.Header)
 	dropCaller := false
 	if caller && req.Response != nil {
@@ -386,25 +389,53 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 			dropCaller = true
 		}
 	}
+	seq := sequence{rot: rot, pos: pos, n: min(p.maxPerReq, len(rot.in))}
+	return p.walk(req, seq, now, rot.panic, dropCaller)
+}
+
+// sequence is the proxies a request tries, in order: n of a rotation from
+// a position, or a list (a PAC's, where nil stands for a direct
+// connection).
+type sequence struct {
+	rot  *rotation
+	pos  int
+	list []*member
+	n    int
+}
+
+func (s sequence) at(i int) *member {
+	if s.rot != nil {
+		return s.rot.in[(s.pos+i)%len(s.rot.in)]
+	}
+	return s.list[i]
+}
+
+// walk sends req through the proxies of seq in turn, failing over as the
+// rules in PoolConfig allow. panicked reports that no proxy was in
+// rotation; dropCaller that the caller's Proxy-Authorization field is for
+// none of them.
+func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, dropCaller bool) (*http.Response, error) {
+	single := p.single
+	_, caller := proxyAuthorization(req.Header)
 	var (
 		errs     []error
 		bodyUsed bool
 		prev     *member
 	)
-	for i := 0; i < tries; i++ {
-		m := rot.in[(pos+i)%len(rot.in)]
-		if prev != nil {
-			p.obs.failover(FailoverInfo{From: prev.route.spec.url, To: m.route.spec.url, Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
+	for i := 0; i < seq.n; i++ {
+		m := seq.at(i)
+		if i > 0 {
+			p.obs.failover(FailoverInfo{From: urlOf(prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
 		}
 		prev = m
-		if !single && !rot.panic && ProxyState(m.state.Load()) == StateUnchecked && p.ctx.Err() == nil {
+		if m != nil && !single && !panicked && ProxyState(m.state.Load()) == StateUnchecked && p.ctx.Err() == nil {
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 		}
 		try := req
-		sendsCaller := caller && i == 0 && !dropCaller
+		sendsCaller := caller && i == 0 && !dropCaller && m != nil
 		if caller && !sendsCaller {
 			try = withoutProxyAuth(req)
 		}
@@ -420,6 +451,18 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 			try.Body = body
 		}
 		bodyUsed = true
+		if m == nil {
+			resp, err := p.direct.RoundTrip(try)
+			if err == nil {
+				resp.Request = req
+				return resp, nil
+			}
+			if !mayFailOverDirect(req, err) {
+				return nil, err
+			}
+			errs = append(errs, err)
+			continue
+		}
 		start := now
 		if i > 0 {
 			start = p.now()
@@ -446,6 +489,23 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errs[0]
 	}
 	return nil, &PoolError{Errors: errs}
+}
+
+// urlOf returns m's proxy, or nil for a direct connection.
+func urlOf(m *member) *url.URL {
+	if m == nil {
+		return nil
+	}
+	return m.route.spec.url
+}
+
+// mayFailOverDirect reports whether req may go to the next entry of a PAC's
+// list after a direct connection failed with err: only when the dial
+// failed, before anything was sent.
+func mayFailOverDirect(req *http.Request, err error) bool {
+	var oe *net.OpError
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	return req.Context().Err() == nil && replayable && errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // mayFailOver reports whether req may go to another proxy after err.
