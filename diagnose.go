@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/proxyauth/proxyauth/internal/pac"
 	"github.com/proxyauth/proxyauth/internal/redact"
 )
 
@@ -147,6 +148,7 @@ func diagnoseErr(err error) Diagnosis {
 		ae   *AuthError
 		se   *StatusError
 		ce   *ConfigError
+		pace *PACError
 		oe   *net.OpError
 		d    Diagnosis
 	)
@@ -163,6 +165,8 @@ func diagnoseErr(err error) Diagnosis {
 		d = diagnoseOriginStatus(se.StatusCode, nil)
 	case errors.As(err, &ce):
 		d = diagnoseConfig(ce)
+	case errors.As(err, &pace):
+		d = diagnosePAC(pace)
 	case isBareConnectAuthError(err):
 		d = Diagnosis{Layer: LayerProxyAuth,
 			Summary: "the proxy answered 407 to the CONNECT (a bare http.Transport keeps no details of it)",
@@ -950,6 +954,55 @@ func diagnoseConfig(ce *ConfigError) Diagnosis {
 		d.Hints = append(d.Hints, "fix the Config given to New or Wrap: no request was sent")
 	}
 	return d
+}
+
+// diagnosePAC diagnoses a failure of the PAC script, which chooses the
+// proxies before any is tried.
+func diagnosePAC(e *PACError) Diagnosis {
+	d := Diagnosis{Layer: LayerProxy}
+	switch e.Op {
+	case "fetch":
+		d.Summary = "the PAC script " + e.PAC + " could not be fetched"
+		d.Hints = []string{"the script is fetched directly, never through a proxy: check that this machine reaches " + e.PAC}
+	case "compile":
+		d.Summary = "the PAC script " + e.PAC + " does not compile"
+		d.Hints = []string{"the script has a syntax error, or defines neither FindProxyForURL nor FindProxyForURLEx: ask its author"}
+	case "result":
+		d.Summary = "the PAC script named no usable proxy for " + e.Target + ": it returned " + quoted(e.Result)
+		d.Hints = []string{`FindProxyForURL must return entries such as "PROXY host:port; SOCKS5 host:port; DIRECT", separated by semicolons`}
+		if len(e.Skipped) > 0 {
+			d.Hints = append(d.Hints, "entries not understood: "+strings.Join(e.Skipped, ", "))
+		}
+	default:
+		d.Summary = "the PAC script failed for " + e.Target
+		if e.Err != nil {
+			d.Summary += ": " + causeText(e.Err)
+		}
+		d.Hints = pacHints(e.Err)
+	}
+	d.Hints = append(d.Hints, "Transport.ProxiesFor shows what the script returns for a request")
+	return d
+}
+
+// pacHints suggests what to do about a failed evaluation of a PAC script.
+func pacHints(err error) []string {
+	var pe *pac.Error
+	if !errors.As(err, &pe) {
+		return nil
+	}
+	switch pe.Kind {
+	case pac.KindThrow:
+		return []string{"the script threw an exception for this URL: ask its author, with the URL and the message"}
+	case pac.KindTimeout:
+		return []string{"FindProxyForURL ran longer than its bound (1 s): the script may loop, or wait on slow DNS lookups of its helpers"}
+	case pac.KindMemory:
+		return []string{"FindProxyForURL allocated more than its bound (64 MiB): the script may build strings without end"}
+	case pac.KindBadResult:
+		return []string{`FindProxyForURL must return a string, such as "PROXY host:port; DIRECT"`}
+	case pac.KindCanceled:
+		return []string{"the request ended while the script ran"}
+	}
+	return nil
 }
 
 // diagnoseOther diagnoses an error that no layer can be blamed for: the

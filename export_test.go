@@ -1,6 +1,7 @@
 package proxyauth
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -18,3 +19,6 @@ func Pick(t *Transport, req *http.Request) int {
 	rot, pos := t.pool.start(req, t.pool.now())
 	return rot.in[pos].index
 }
+
+// RefreshPAC fetches t's PAC script again now.
+func RefreshPAC(t *Transport) error { return t.pac.refresh(context.Background(), time.Minute) }

@@ -128,7 +128,7 @@ type observer struct {
 }
 
 func (o *observer) enabled(level slog.Level) bool {
-	return o.log != nil && o.log.Enabled(context.Background(), level)
+	return o != nil && o.log != nil && o.log.Enabled(context.Background(), level)
 }
 
 // newObserver returns the observer of cfg, or nil when there is nothing to

@@ -191,20 +191,21 @@ func (e *PoolError) Unwrap() []error { return e.Errors }
 // Pool is the set of proxies of a [Transport] with their health. It is
 // safe for concurrent use.
 type Pool struct {
-	members     []*member
-	single      bool            // one proxy, never more: no health checks, no failover
-	direct      *http.Transport // for a PAC's DIRECT; nil otherwise
-	strategy    Strategy
-	maxPerReq   int
-	probeTarget string
-	probeTO     time.Duration
-	probeEvery  time.Duration
-	ejectAfter  int32
-	ejectBase   time.Duration
-	ejectMax    time.Duration
-	maxEjected  int
-	now         func() time.Time
-	obs         *observer
+	members       []*member
+	single        bool            // one proxy, never more: no health checks, no failover
+	direct        *http.Transport // for a PAC's DIRECT; nil otherwise
+	strategy      Strategy
+	maxPerReq     int
+	probeTarget   string
+	probeTO       time.Duration
+	probeEvery    time.Duration
+	ejectAfter    int32
+	ejectBase     time.Duration
+	ejectMax      time.Duration
+	maxEjected    int
+	maxEjectedPct int
+	now           func() time.Time
+	obs           *observer
 
 	rr      atomic.Uint64
 	rot     atomic.Pointer[rotation] // the proxies in rotation
@@ -270,7 +271,8 @@ func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 	}
 	n := len(routes)
 	p.single = n == 1
-	p.maxEjected = n * orDefault(pc.MaxEjectedPercent, 50) / 100
+	p.maxEjectedPct = orDefault(pc.MaxEjectedPercent, 50)
+	p.maxEjected = n * p.maxEjectedPct / 100
 	p.maxEjected = max(p.maxEjected, min(n-1, 1))
 	p.maxEjected = min(p.maxEjected, n-1)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -287,6 +289,20 @@ func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 		}
 	}
 	return p
+}
+
+// add makes r a member of the pool: a proxy that a PAC script named for
+// the first time.
+func (p *Pool) add(r *route) *member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := &member{index: len(p.members), weight: 1, route: r, pool: p}
+	r.onCredentialsChange = m.credentialsChanged
+	p.members = append(p.members, m)
+	n := len(p.members)
+	p.maxEjected = min(max(n*p.maxEjectedPct/100, min(n-1, 1)), n-1)
+	p.rebuild()
+	return m
 }
 
 func orDefault[T int | time.Duration](v, def T) T {
@@ -353,6 +369,24 @@ func (p *Pool) start(req *http.Request, now time.Time) (*rotation, int) {
 		return rot, int(rot.next[h.Sum32()%uint32(len(p.members))])
 	}
 	return rot, 0
+}
+
+// peek returns what start would, without taking a turn of a rotating
+// strategy or starting probes: for ProxiesFor.
+func (p *Pool) peek(req *http.Request) (*rotation, int) {
+	rot := p.rot.Load()
+	if len(rot.in) <= 1 || rot.panic {
+		return rot, 0
+	}
+	switch p.strategy {
+	case RoundRobin:
+		return rot, int(rot.weight[p.rr.Load()%uint64(len(rot.weight))])
+	case StickyHost:
+		h := fnv.New32a()
+		h.Write([]byte(strings.ToLower(req.URL.Hostname())))
+		return rot, int(rot.next[h.Sum32()%uint32(len(p.members))])
+	}
+	return rot, 0 // Ordered; Random's next pick is not known
 }
 
 // position returns the position of r's proxy in the rotation, or -1.

@@ -35,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -111,6 +112,25 @@ type Config struct {
 	// offered. nil means [Digest], [NTLM] and [Basic]; add [Negotiate]
 	// with its Kerberos settings, [Bearer], or a Scheme of your own, here.
 	Schemes []Scheme
+
+	// PAC is where a proxy auto-config script is: an http:// or https://
+	// URL (fetched directly, never through a proxy, with Base's TLS
+	// settings), a file:// URL or a file path. Its FindProxyForURL (or
+	// FindProxyForURLEx) names the proxies of each request, in order,
+	// which are tried with the failover rules of [PoolConfig]; see the
+	// README's PAC section. New fetches and compiles it: a script that
+	// cannot be had, does not compile or defines neither function is a
+	// [*ConfigError]. It excludes Proxies and Pool.Proxies.
+	PAC string
+	// PACRefresh is how often the PAC script is fetched again. 0 means
+	// 15 minutes; negative means never. A failed refresh keeps the last
+	// good script, is logged, and is tried again after a minute.
+	PACRefresh time.Duration
+	// PACResolver, if not nil, makes the DNS lookups of the PAC script's
+	// helpers (dnsResolve, isInNet, isResolvable, ...); nil means
+	// net.DefaultResolver. Give the resolver of Base's dialer here when
+	// it has one of its own: a DialContext function does not show it.
+	PACResolver PACResolver
 
 	// ProxyTimeout bounds the proxy phase of a request: the dial, the TLS
 	// handshake with an https:// proxy, the SOCKS5 handshake, and the
@@ -234,6 +254,14 @@ func (c Challenge) String() string {
 		return untrusted(c.Scheme) + " realm=" + quoted(realm)
 	}
 	return untrusted(c.Scheme)
+}
+
+// PACResolver looks up the addresses of a host for a PAC script's
+// helpers. *net.Resolver implements it.
+type PACResolver interface {
+	// LookupIPAddr returns the addresses of host, as
+	// [net.Resolver.LookupIPAddr] does.
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 }
 
 // Sentinel errors for [errors.Is]. Each of the typed errors matches one.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -35,7 +36,8 @@ import (
 // it is. The caller's request is never changed, and its body is closed on
 // every path.
 type Transport struct {
-	pool   *Pool      // the proxies of Config.Proxies or Config.Pool; nil with environment configuration
+	pac    *pacSource // with Config.PAC; nil otherwise
+	pool   *Pool      // the proxies of Config.Proxies or Config.Pool, or those a PAC named; nil with environment configuration
 	env    *envConfig // nil with a pool
 	byspec map[*proxySpec]*route
 	direct *http.Transport // for targets the environment sends directly; nil with a pool
@@ -70,6 +72,11 @@ func New(cfg Config) (*Transport, error) {
 		weights []int
 	)
 	switch {
+	case cfg.PAC != "" && (len(cfg.Proxies) > 0 || len(cfg.Pool.Proxies) > 0):
+		return nil, &ConfigError{Field: "PAC", Value: redact.Raw(cfg.PAC),
+			Reason: "set together with Proxies or Pool.Proxies: give the proxies one way"}
+	case cfg.PAC != "":
+		return newPACTransport(&cfg, base, obs)
 	case len(cfg.Proxies) == 0 && len(cfg.Pool.Proxies) == 0:
 		env, err := fromEnvironment()
 		if err != nil {
@@ -131,6 +138,27 @@ func New(cfg Config) (*Transport, error) {
 	return t, nil
 }
 
+// newPACTransport returns the Transport for cfg.PAC: a pool without
+// members, to which each proxy the script names is added when first
+// named.
+func newPACTransport(cfg *Config, base *http.Transport, obs *observer) (*Transport, error) {
+	t := &Transport{byspec: map[*proxySpec]*route{}}
+	t.direct = base.Clone()
+	t.direct.Proxy = nil
+	t.pool = newPool(cfg, nil, nil, obs)
+	t.pool.direct = t.direct
+	src, err := newPACSource(cfg, base, obs, func(spec *proxySpec) *route {
+		return newRoute(base, spec, cfg, cfg.Credentials, obs)
+	})
+	if err != nil {
+		t.pool.close()
+		return nil, err
+	}
+	src.pool = t.pool
+	t.pac = src
+	return t, nil
+}
+
 // Wrap returns a copy of c whose Transport is a [Transport] for cfg; c
 // itself is not changed. The copy keeps c's Timeout, Jar and CheckRedirect.
 // c's Transport must be an [*http.Transport], which becomes cfg.Base, or
@@ -175,6 +203,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.pool == nil && t.env == nil {
 		closeBody(req)
 		return nil, errors.New("proxyauth: Transport used without New; make it with New or Wrap")
+	}
+	if t.pac != nil {
+		return t.pac.roundTrip(req)
 	}
 	if t.pool != nil {
 		return t.pool.roundTrip(req)
@@ -221,6 +252,11 @@ func (t *Transport) CloseIdleConnections() {
 	for _, r := range t.routes {
 		r.closeIdle()
 	}
+	if t.pac != nil {
+		for _, r := range t.pac.routes() {
+			r.closeIdle()
+		}
+	}
 	if t.direct != nil {
 		t.direct.CloseIdleConnections()
 	}
@@ -238,6 +274,9 @@ func (t *Transport) Pool() *Pool { return t.pool }
 // nil. A Transport that is closed still serves requests, without new
 // probes.
 func (t *Transport) Close() error {
+	if t.pac != nil {
+		t.pac.close()
+	}
 	if t.pool != nil {
 		t.pool.close()
 	}
@@ -337,4 +376,48 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
+}
+
+// ProxiesFor returns, in order, the proxies req would try (without
+// userinfo); a nil entry is a direct connection. It serves every
+// configuration: the proxies of a pool in the order its strategy and
+// their health give for req (a pool's health can change before req is
+// sent), the proxy the environment names for req's URL (nil for a target
+// it sends directly), and the list the PAC script returns for req (which
+// evaluates it, or takes its cached answer). At most
+// PoolConfig.MaxProxiesPerRequest are tried of a pool's or a PAC's; the
+// list holds them all. It sends nothing.
+func (t *Transport) ProxiesFor(req *http.Request) ([]*url.URL, error) {
+	if req == nil || req.URL == nil {
+		return nil, errors.New("proxyauth: ProxiesFor needs a request with a URL")
+	}
+	switch {
+	case t.pac != nil:
+		list, err := t.pac.list(req)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*url.URL, len(list))
+		for i, m := range list {
+			out[i] = urlOf(m)
+		}
+		return out, nil
+	case t.pool != nil:
+		rot, pos := t.pool.peek(req)
+		out := make([]*url.URL, len(rot.in))
+		for i := range rot.in {
+			out[i] = rot.in[(pos+i)%len(rot.in)].route.spec.url
+		}
+		return out, nil
+	case t.env != nil:
+		r, err := t.routeFor(req)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil {
+			return []*url.URL{nil}, nil
+		}
+		return []*url.URL{r.spec.url}, nil
+	}
+	return nil, errors.New("proxyauth: Transport used without New; make it with New or Wrap")
 }
