@@ -307,6 +307,9 @@ func (s *pacSource) list(req *http.Request) ([]*member, error) {
 		return a.list, a.err
 	}
 	list, err := s.evaluate(req, in, host)
+	if !lasting(err) {
+		return list, err
+	}
 	s.mu.Lock()
 	if len(s.cache) >= pacCacheMax {
 		clear(s.cache)
@@ -314,6 +317,18 @@ func (s *pacSource) list(req *http.Request) ([]*member, error) {
 	s.cache[in] = pacAnswer{list: list, err: err, expires: now.Add(pacCacheTTL)}
 	s.mu.Unlock()
 	return list, err
+}
+
+// lasting reports whether the outcome err of an evaluation would be the
+// same for the next request, and may be cached: an answer, or a script
+// that threw or answered nothing usable; not a call cut short by its
+// request's end, its time bound or its memory bound.
+func lasting(err error) bool {
+	var pe *pac.Error
+	if !errors.As(err, &pe) {
+		return true
+	}
+	return pe.Kind == pac.KindThrow || pe.Kind == pac.KindBadResult
 }
 
 // evaluate runs the script for the input in and host.

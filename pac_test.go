@@ -367,3 +367,27 @@ func (r fakeResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr
 	}
 	return out, nil
 }
+
+// TestPACCancelledNotCached: a request that ends while the script runs
+// gets its context's error, and the next request evaluates the script
+// again rather than get that error from the cache.
+func TestPACCancelledNotCached(t *testing.T) {
+	srv := newPACServer(t, `function FindProxyForURL(url, host) {
+	if (host == "slow.test") { while (true) {} }
+	return "DIRECT";
+}`)
+	tr, err := proxyauth.New(proxyauth.Config{PAC: srv.URL, PACRefresh: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { tr.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://slow.test/", nil)
+	_, err = tr.ProxiesFor(req)
+	var pe *proxyauth.PACError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "evaluate", pe.Op)
+	req, _ = http.NewRequest(http.MethodGet, "http://slow.test/", nil)
+	_, err = tr.ProxiesFor(req)
+	require.ErrorAs(t, err, &pe, "the loop runs into the time bound")
+	assert.Contains(t, err.Error(), "timeout", "evaluated again, not the cancellation from the cache")
+}
