@@ -106,10 +106,24 @@ type pacSource struct {
 
 	mu      sync.Mutex
 	members map[string]*member // by proxy URL
-	cache   map[string]pacAnswer
+	cache   map[pacKey]pacAnswer
 
 	stop context.CancelFunc
 	done chan struct{}
+}
+
+// pacKey identifies the script's input for a URL without making it: for
+// an https:// target, whose input is its scheme and host, those alone;
+// for others also the path and query. Made of the URL's own strings, it
+// costs a cached lookup no allocation.
+type pacKey struct{ scheme, host, path, query string }
+
+func pacKeyOf(u *url.URL) pacKey {
+	k := pacKey{scheme: u.Scheme, host: u.Host}
+	if u.Scheme != "https" && u.Scheme != "wss" {
+		k.path, k.query = u.EscapedPath(), u.RawQuery
+	}
+	return k
 }
 
 // pacAnswer is the script's answer for one input, resolved to members
@@ -129,7 +143,7 @@ func newPACSource(cfg *Config, base *http.Transport, obs *observer, route func(*
 		route:   route,
 		every:   cfg.PACRefresh,
 		members: map[string]*member{},
-		cache:   map[string]pacAnswer{},
+		cache:   map[pacKey]pacAnswer{},
 		opts:    pac.Options{Resolver: cfg.PACResolver},
 	}
 	if s.every == 0 {
@@ -298,14 +312,15 @@ func (s *pacSource) close() {
 // list returns the proxies the script names for req, in order, nil
 // standing for a direct connection.
 func (s *pacSource) list(req *http.Request) ([]*member, error) {
-	in, host := pac.CutURL(req.URL)
+	key := pacKeyOf(req.URL)
 	now := time.Now()
 	s.mu.Lock()
-	a, ok := s.cache[in]
+	a, ok := s.cache[key]
 	s.mu.Unlock()
 	if ok && now.Before(a.expires) {
 		return a.list, a.err
 	}
+	in, host := pac.CutURL(req.URL)
 	list, err := s.evaluate(req, in, host)
 	if !lasting(err) {
 		return list, err
@@ -314,7 +329,7 @@ func (s *pacSource) list(req *http.Request) ([]*member, error) {
 	if len(s.cache) >= pacCacheMax {
 		clear(s.cache)
 	}
-	s.cache[in] = pacAnswer{list: list, err: err, expires: now.Add(pacCacheTTL)}
+	s.cache[key] = pacAnswer{list: list, err: err, expires: now.Add(pacCacheTTL)}
 	s.mu.Unlock()
 	return list, err
 }
