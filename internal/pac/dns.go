@@ -222,25 +222,21 @@ func (v *vm) isInNet(call goja.FunctionCall) goja.Value {
 // most 255 (browsers' isValidIpAddress: "010.1.1.1" is 10.1.1.1).
 func dotted4(s string) (uint32, bool) {
 	var n uint32
-	parts := strings.Split(s, ".")
-	if len(parts) != 4 {
-		return 0, false
-	}
-	for _, p := range parts {
-		if len(p) < 1 || len(p) > 3 {
-			return 0, false
-		}
-		b := 0
-		for i := 0; i < len(p); i++ {
-			if p[i] < '0' || p[i] > '9' {
+	parts, digits, b := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 || b > 255 {
 				return 0, false
 			}
-			b = b*10 + int(p[i]-'0')
+			n = n<<8 | uint32(b)
+			parts, digits, b = parts+1, 0, 0
+			continue
 		}
-		if b > 255 {
+		if s[i] < '0' || s[i] > '9' || digits == 3 {
 			return 0, false
 		}
-		n = n<<8 | uint32(b)
+		b = b*10 + int(s[i]-'0')
+		digits++
 	}
-	return n, true
+	return n, parts == 4
 }

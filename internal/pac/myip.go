@@ -22,17 +22,20 @@ func newMyIPCache(o Options) *myIPCache { return &myIPCache{o: o} }
 func (m *myIPCache) get() []netip.Addr {
 	now := m.o.Now()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.o.DNSCacheTTL >= 0 && now.Before(m.expires) {
+		defer m.mu.Unlock()
 		return m.addrs
 	}
+	m.mu.Unlock()
 	var addrs []netip.Addr
-	for _, ip := range m.o.MyIP() {
+	for _, ip := range m.o.MyIP() { // not under the lock: it is the caller's code
 		if a, ok := netip.AddrFromSlice(ip); ok {
 			addrs = append(addrs, a.Unmap())
 		}
 	}
+	m.mu.Lock()
 	m.addrs, m.expires = addrs, now.Add(m.o.DNSCacheTTL)
+	m.mu.Unlock()
 	return addrs
 }
 

@@ -48,9 +48,11 @@
 //   - Call depth: at most 1000 nested JavaScript calls (KindThrow with
 //     "maximum call stack size exceeded").
 //   - Source: at most 8 MiB, brackets nested at most 1000 deep, and at most
-//     10000 chained operators (?:, =, =>, ** and unary prefixes) in one
-//     expression, so that goja's recursive parser stays within a few MiB of
-//     stack.
+//     20000 operators chained in one expression or statements nested
+//     without brackets (else if ...) along one path, so that goja's
+//     recursive parser and compiler stay within a few tens of MiB of stack
+//     (Go aborts the process at 1 GiB). Parsing and compiling are not
+//     interruptible; Compile waits for them at most Options.CompileTimeout.
 //
 // These checks are best effort against a hostile script: one that finds a
 // builtin not listed above that loops in Go may keep a goroutine busy past
@@ -77,6 +79,7 @@ package pac
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -111,6 +114,13 @@ type Options struct {
 	// (shared by all VMs of the Script, at most 1024 names); 0 means 1
 	// minute. Negative disables the cache.
 	DNSCacheTTL time.Duration
+	// CompileTimeout bounds how long Compile waits for goja to parse and
+	// compile the script; 0 means 10s. Parsing cannot be interrupted: a
+	// script that takes longer (goja's compiler is quadratic in the length
+	// of a chain of binary operators, so a crafted script of a few MiB can
+	// take minutes) fails with KindTimeout while the work finishes in the
+	// background.
+	CompileTimeout time.Duration
 	// CallTimeout bounds how long one call of FindProxyForURL (and the
 	// script's top-level code, in Compile) may run, not counting time spent
 	// waiting for DNS; 0 means 1s.
@@ -140,11 +150,12 @@ type Options struct {
 
 // Defaults.
 const (
-	defaultLookupTimeout = 2 * time.Second
-	defaultDNSCacheTTL   = time.Minute
-	defaultCallTimeout   = time.Second
-	defaultMaxMemory     = 64 << 20
-	defaultVersion       = "1.0"
+	defaultLookupTimeout  = 2 * time.Second
+	defaultDNSCacheTTL    = time.Minute
+	defaultCallTimeout    = time.Second
+	defaultCompileTimeout = 10 * time.Second
+	defaultMaxMemory      = 64 << 20
+	defaultVersion        = "1.0"
 
 	maxScriptSize = 8 << 20
 	maxCallDepth  = 1000
@@ -172,7 +183,7 @@ type Script struct {
 // KindThrow when its top-level code loops, allocates too much or throws.
 func Compile(src string, o Options) (*Script, error) {
 	o = withDefaults(o)
-	prog, err := compileSource(scriptName, src)
+	prog, err := compileBounded(src, o.CompileTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +221,9 @@ func withDefaults(o Options) Options {
 	if o.DNSCacheTTL == 0 {
 		o.DNSCacheTTL = defaultDNSCacheTTL
 	}
+	if o.CompileTimeout <= 0 {
+		o.CompileTimeout = defaultCompileTimeout
+	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = defaultCallTimeout
 	}
@@ -228,6 +242,33 @@ func withDefaults(o Options) Options {
 	return o
 }
 
+// compileBounded runs compileSource in a goroutine of its own and waits for
+// it at most timeout.
+func compileBounded(src string, timeout time.Duration) (*goja.Program, error) {
+	type result struct {
+		prog *goja.Program
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ch <- result{err: &Error{Kind: KindSyntax, Msg: boundMsg(fmt.Sprint("internal error: ", r))}}
+			}
+		}()
+		p, err := compileSource(scriptName, src)
+		ch <- result{p, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.prog, r.err
+	case <-t.C:
+		return nil, &Error{Kind: KindTimeout, Msg: "parsing and compiling took longer than " + timeout.String()}
+	}
+}
+
 // Entry returns the name of the function FindProxy calls:
 // "FindProxyForURLEx" when the script defines it, else "FindProxyForURL".
 func (s *Script) Entry() string { return s.entry }
@@ -235,7 +276,10 @@ func (s *Script) Entry() string { return s.entry }
 // FindProxy calls the script's FindProxyForURLEx when it defines one, else
 // its FindProxyForURL, with url and host as JavaScript strings, and returns
 // the result unparsed (see [ParseResult]). The call is bounded by ctx and by
-// the Options; errors are *[Error]. A result that is not a string, not
+// the Options; errors are *[Error]. When ctx ends before the script
+// returns, the error is KindCanceled even if the script did return meanwhile:
+// a DNS lookup of it may have failed for that reason alone. A result that is
+// not a string, not
 // ASCII (Chromium refuses those too) or longer than 64 KiB is a
 // KindBadResult error.
 func (s *Script) FindProxy(ctx context.Context, url, host string) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Kind is the kind of one entry of a FindProxyForURL result.
@@ -75,8 +76,8 @@ const (
 // are unknown ("QUIC", "SOCKS4"), malformed ("PROXY", "PROXY a b", "DIRECT
 // x", a bad host or port) or beyond the 64th are left out and described in
 // skipped, each quoted with [strconv.Quote] from at most 64 bytes of the
-// entry; at most 16 are described, then one line says how many more there
-// were. An empty or all-garbage result gives no entries: the caller must
+// entry (so at most 258 bytes); at most 16 are described, then one line
+// says how many more there were. An empty or all-garbage result gives no entries: the caller must
 // treat that as a failure of the script, never as DIRECT.
 //
 // A host is a DNS name (letters, digits, '-', '_' and '.'), an IPv4 address
@@ -90,7 +91,11 @@ func ParseResult(s string) (entries []Entry, skipped []string) {
 			return
 		}
 		if len(e) > maxSkippedLen {
-			e = e[:maxSkippedLen]
+			n := maxSkippedLen
+			for n > 0 && !utf8.RuneStart(e[n]) {
+				n--
+			}
+			e = e[:n]
 		}
 		skipped = append(skipped, strconv.Quote(e))
 	}

@@ -219,7 +219,7 @@ func (s *Script) run(ctx context.Context, v *vm, fn string, f func() (string, er
 		var e *Error
 		select {
 		case o := <-c.done:
-			res, err = s.finish(v, c, o)
+			res, err = s.finish(v, c, fn, o)
 			return res, true, err
 		case <-ctx.Done():
 			e = &Error{Kind: KindCanceled, Func: fn, Msg: ctx.Err().Error(), Err: ctx.Err()}
@@ -241,14 +241,20 @@ func (s *Script) run(ctx context.Context, v *vm, fn string, f func() (string, er
 			v.rt.Interrupt(errInterrupted)
 			return "", false, e
 		}
-		res, err = s.finish(v, c, <-c.done) // it finished meanwhile
+		res, err = s.finish(v, c, fn, <-c.done) // it finished meanwhile
 		return res, true, err
 	}
 }
 
-// finish charges a finished call's allocations to v and returns its outcome.
-func (s *Script) finish(v *vm, c *call, o outcome) (string, error) {
+// finish charges a finished call's allocations to v and returns its
+// outcome, unless the context ended meanwhile: then a DNS lookup may have
+// failed for that reason alone, and the script's answer is not to be
+// trusted.
+func (s *Script) finish(v *vm, c *call, fn string, o outcome) (string, error) {
 	v.allocated += heapAllocs() - c.alloc0 - c.waitAlloc.Load()
+	if err := c.ctx.Err(); err != nil {
+		return "", &Error{Kind: KindCanceled, Func: fn, Msg: err.Error(), Err: err}
+	}
 	return o.s, o.err
 }
 
