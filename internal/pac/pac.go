@@ -25,8 +25,9 @@
 //     script runs are charged to it too (never those made while it waits for
 //     DNS); a call is stopped early rather than late. What one call
 //     allocates is bounded, not what the script keeps in globals from call
-//     to call: a VM whose calls together allocated more than MaxMemory is
-//     retired after its call and a fresh one is made.
+//     to call: a VM whose calls together allocated more than MaxMemory (its
+//     top-level code not counted) is retired after its call and a fresh
+//     one is made.
 //   - Builtins: goja can interrupt only between JavaScript instructions, not
 //     inside a builtin written in Go, so the builtins that can allocate or
 //     loop without bound in one call are wrapped with argument checks (see
@@ -107,7 +108,8 @@ type Options struct {
 	LookupTimeout time.Duration
 	// LookupBudget bounds the total time one call may wait for DNS; 0 means
 	// twice LookupTimeout. Lookups that would wait once it is spent fail at
-	// once, as an unresolvable name does. A call thus takes at most about
+	// once, as an unresolvable name does; so do names not in the cache
+	// after the 64th lookup of a call. A call thus takes at most about
 	// CallTimeout + LookupBudget.
 	LookupBudget time.Duration
 	// DNSCacheTTL is how long lookups, failed ones included, are cached
@@ -187,10 +189,7 @@ func Compile(src string, o Options) (*Script, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := runtime.GOMAXPROCS(0)
-	if n < 2 {
-		n = 2
-	}
+	n := max(8, 2*runtime.GOMAXPROCS(0)) // idle VMs kept
 	s := &Script{
 		o:      o,
 		prog:   prog,
