@@ -32,13 +32,16 @@
 //     inside a builtin written in Go, so the builtins that can allocate or
 //     loop without bound in one call are wrapped with argument checks (see
 //     guard.js): String repeat, padStart, padEnd, concat, split, replace,
-//     replaceAll, match, matchAll; the Array methods that walk an array (at
-//     most 1<<20 elements, or a string of at most MaxMemory/4 UTF-16 units
-//     from join); Function.prototype.apply, Reflect.apply and
-//     Reflect.construct (at most 65536 arguments); the array and string
-//     iterators (one JavaScript step per element, so spreading a huge array
-//     can be interrupted); JSON.parse, JSON.stringify, eval and the
-//     Function constructors (nesting at most 1000 deep). Regular
+//     replaceAll, match, matchAll; the Array methods that walk or grow an
+//     array (at most 1<<20 elements, or a string of at most MaxMemory/4
+//     UTF-16 units from join); Function.prototype.apply, Reflect.apply and
+//     Reflect.construct (at most 65536 arguments); Object.keys, values,
+//     entries, getOwnPropertyNames, getOwnPropertyDescriptors, assign and
+//     Reflect.ownKeys of a string (one key per character, at most 1<<20);
+//     the array and string iterators (one JavaScript step per element, so
+//     spreading a huge array can be interrupted); JSON.parse,
+//     JSON.stringify, eval (which always runs in the global scope here) and
+//     the Function constructors (nesting at most 1000 deep). Regular
 //     expressions that goja would run with backtracking (backreferences,
 //     lookaround, repeat counts above 1000) throw a SyntaxError when used:
 //     a backtracking match cannot be interrupted. BigInt literals are
@@ -56,8 +59,11 @@
 //     interruptible; Compile waits for them at most Options.CompileTimeout.
 //
 // These checks are best effort against a hostile script: one that finds a
-// builtin not listed above that loops in Go may keep a goroutine busy past
-// its bounds. FindProxy still returns on time (the VM is abandoned and
+// builtin or instruction not covered above that loops or allocates in Go
+// (object spread of a huge string, say) may go past its bounds for that one
+// step, and the source checks read the script as a lexer would without
+// telling a regular expression literal from a division, so a script crafted
+// around that can nest deeper than they allow. FindProxy still returns on time (the VM is abandoned and
 // discarded when it finishes), and while four abandoned evaluations of a
 // Script are still running, further calls fail at once with KindTimeout
 // instead of piling up.
