@@ -540,7 +540,7 @@ func TestConcurrentCalls(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			for i := 0; i < 100; i++ {
+			for i := 0; i < 20; i++ {
 				for _, c := range corporateCases {
 					got, err := s.FindProxy(context.Background(), c.url, c.host)
 					if err != nil || got != c.want {
@@ -592,5 +592,26 @@ func TestGrowingGlobalsRetireVM(t *testing.T) {
 	}
 	if !reset || most > 16 {
 		t.Errorf("the kept array grew to %d elements of 1 MiB (reset %v), want a fresh VM before 16", most, reset)
+	}
+}
+
+// The doubling string at the default bounds: it ends with KindMemory (or
+// KindTimeout on a starved machine) long before the process's memory grows
+// far.
+func TestStringDoubling(t *testing.T) {
+	peak := peakMemory()
+	s := mustCompile(t, `function FindProxyForURL(url, host) { var s = 'x'; while (true) s += s; }`, Options{})
+	start := time.Now()
+	_, err := s.FindProxy(context.Background(), "", "")
+	if e := asError(t, err); e.Kind != KindMemory && e.Kind != KindTimeout {
+		t.Errorf("%v, want KindMemory or KindTimeout", err)
+	}
+	if d := time.Since(start); d > generous {
+		t.Errorf("took %v", d)
+	}
+	if p := peak(); p > maxPeak {
+		t.Errorf("peak heap and stacks %d MiB, want below %d MiB", p>>20, maxPeak>>20)
+	} else {
+		t.Logf("%v after %v; peak heap and stacks %d MiB", err, time.Since(start), p>>20)
 	}
 }
