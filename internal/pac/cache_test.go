@@ -143,7 +143,7 @@ func TestCacheConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 50; i++ {
+			for i := 0; i < 20; i++ {
 				for _, k := range corporateCases {
 					if got, err := c.FindProxy(context.Background(), k.url, k.host); got != k.want || err != nil {
 						t.Errorf("FindProxy(%s) = %q, %v", k.url, got, err)

@@ -12,8 +12,14 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// maxDNSEntries bounds the DNS cache of a Script.
-const maxDNSEntries = 1024
+const (
+	// maxDNSEntries bounds the DNS cache of a Script.
+	maxDNSEntries = 1024
+	// maxLookupsPerCall bounds the lookups one call may start (cache hits
+	// and IP literals do not count): a PAC script needs a handful, and a
+	// script in a loop must not flood the resolver.
+	maxLookupsPerCall = 64
+)
 
 // dnsCache resolves names for the helpers of all VMs of a Script: it
 // caches answers (failures too) for DNSCacheTTL and shares a lookup in
@@ -38,7 +44,8 @@ func newDNSCache(o Options) *dnsCache {
 // IP literal is its own answer. A name that is not a valid DNS name (after
 // IDNA conversion) does not resolve, without a lookup. A lookup waits at
 // most LookupTimeout, what is left of the call's LookupBudget, and until
-// the call's context ends.
+// the call's context ends; after 64 lookups in one call, names not in the
+// cache do not resolve.
 func (d *dnsCache) resolve(c *call, host string) []netip.Addr {
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil {
 		return []netip.Addr{a.WithZone("").Unmap()}
@@ -51,9 +58,10 @@ func (d *dnsCache) resolve(c *call, host string) []netip.Addr {
 		return addrs
 	}
 	left := d.o.LookupBudget - c.lookupWait
-	if left <= 0 {
+	if left <= 0 || c.lookups >= maxLookupsPerCall {
 		return nil
 	}
+	c.lookups++
 	ch := d.group.DoChan(name, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), d.o.LookupTimeout)
 		defer cancel()

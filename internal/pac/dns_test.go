@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -163,5 +164,29 @@ func TestLookupShared(t *testing.T) {
 	}
 	if n := r.count("www.example.com"); n != 1 {
 		t.Errorf("%d lookups, want 1", n)
+	}
+}
+
+func TestLookupsPerCallBound(t *testing.T) {
+	names := map[string][]string{}
+	for i := 0; i < 100; i++ {
+		names["n"+strconv.Itoa(i)+".example"] = []string{"192.0.2.1"}
+	}
+	r := newFakeResolver(names)
+	s := mustCompile(t, `function FindProxyForURL(url, host) {
+		var ok = 0;
+		for (var i = 0; i < 100; i++) if (dnsResolve("n" + i + ".example")) ok++;
+		return "PROXY ok" + ok + ":1";
+	}`, Options{Resolver: r})
+	got, err := s.FindProxy(context.Background(), "", "")
+	if err != nil || got != "PROXY ok64:1" {
+		t.Errorf("FindProxy = %q, %v; want 64 names resolved", got, err)
+	}
+	total := 0
+	for n := range names {
+		total += r.count(n)
+	}
+	if total != maxLookupsPerCall {
+		t.Errorf("%d lookups, want %d", total, maxLookupsPerCall)
 	}
 }

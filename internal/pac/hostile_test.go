@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,56 +95,57 @@ func TestDeepRecursion(t *testing.T) {
 // with a typed error, on time, and without taking the process's memory far.
 func TestHugeAllocations(t *testing.T) {
 	peak := peakMemory()
+	any3 := []ErrorKind{KindThrow, KindMemory, KindTimeout}
 	for _, c := range []struct {
 		body  string
 		kinds []ErrorKind
 	}{
-		{`var s = "x"; while (true) s += s;`, []ErrorKind{KindMemory, KindTimeout}},
-		{`var a = []; while (true) a.push({});`, []ErrorKind{KindMemory, KindTimeout, KindThrow}},
-		{`var o = {}; for (var i = 0; ; i++) o["k" + i] = i;`, []ErrorKind{KindMemory, KindTimeout}},
-		{`"x".repeat(1 << 30);`, []ErrorKind{KindThrow}},
-		{`"x".padEnd(1 << 30);`, []ErrorKind{KindThrow}},
-		{`"x".padStart(1 << 30, "ab");`, []ErrorKind{KindThrow}},
-		{`var s = "x".repeat(1 << 23); s.concat(s, s, s, s, s, s, s, s);`, []ErrorKind{KindThrow}},
-		{`var a = []; a.length = 1e9; a.join("x");`, []ErrorKind{KindThrow}},
-		{`var a = Array(1e6).fill("x".repeat(1e6)); a.join("");`, []ErrorKind{KindThrow, KindMemory}},
-		{`Array(1e9).fill(0);`, []ErrorKind{KindThrow}},
-		{`Array(1e9).indexOf(1);`, []ErrorKind{KindThrow}},
-		{`Array.from({length: 1e9});`, []ErrorKind{KindThrow}},
-		{`var a = [...Array(1e8)];`, []ErrorKind{KindMemory, KindTimeout}},
-		{`Math.max(...Array(1e8));`, []ErrorKind{KindMemory, KindTimeout}},
-		{`Math.max.apply(null, Array(1e8));`, []ErrorKind{KindThrow}},
-		{`Reflect.apply(Math.max, null, Array(1e8));`, []ErrorKind{KindThrow}},
-		{`var b = Array(1e6).fill(Array(1e6).fill(1)); b.flat();`, []ErrorKind{KindThrow, KindMemory}},
-		{`"x".repeat(1 << 22).split("");`, []ErrorKind{KindThrow}},
-		{`"x".repeat(1 << 22).split(/(?:)/);`, []ErrorKind{KindThrow}},
-		{`var s = "x".repeat(1 << 20); s.replace(/x/g, s);`, []ErrorKind{KindThrow, KindMemory}},
-		{`var s = "x".repeat(1 << 20); s.replaceAll("x", s);`, []ErrorKind{KindThrow, KindMemory}},
-		{"\"x\".repeat(1 << 20).replace(/x/g, \"$`\");", []ErrorKind{KindThrow, KindMemory}},
-		{`var s = "x".repeat(1 << 20); "y".repeat(1 << 20).replace(/y/g, function () { return s; });`, []ErrorKind{KindThrow, KindMemory}},
-		{`Object.keys("x".repeat(1 << 24));`, []ErrorKind{KindThrow}},
-		{`Object.assign({}, "x".repeat(1 << 24));`, []ErrorKind{KindThrow}},
-		{`JSON.parse("[".repeat(3e6));`, []ErrorKind{KindThrow}},
-		{`var a = []; for (var i = 0; i < 1e5; i++) a = [a]; JSON.stringify(a);`, []ErrorKind{KindThrow, KindMemory}},
-		{`var a = []; for (var i = 0; i < 1e5; i++) a = [a]; String(a);`, []ErrorKind{KindThrow}},
-		{`var a = Array(1e6).fill("x".repeat(1e3)); JSON.stringify(Array(100).fill(a));`, []ErrorKind{KindThrow, KindMemory}},
-		{`eval("(".repeat(1e6));`, []ErrorKind{KindThrow}},
-		{`eval("!".repeat(1e6) + "1");`, []ErrorKind{KindThrow}},
-		{`Function("(".repeat(1e6));`, []ErrorKind{KindThrow}},
-		{`(function () {}).constructor("a+".repeat(1e5) + "1");`, []ErrorKind{KindThrow}},
-		{`Object.getPrototypeOf(function* () {}).constructor("[".repeat(1e6));`, []ErrorKind{KindThrow}},
-		{`eval("2n ** 1000000000n");`, []ErrorKind{KindThrow}},
-		{`new ArrayBuffer(1 << 30);`, []ErrorKind{KindThrow}},
-		{`new Uint8Array(1 << 30);`, []ErrorKind{KindThrow}},
-		{`BigInt(2) ** BigInt(1e9);`, []ErrorKind{KindThrow}},
-		{`/(a*)*\1b/.test("a".repeat(40));`, []ErrorKind{KindThrow}},
-		{`"a".repeat(40).match(/(?=a)(a|aa)+$/);`, []ErrorKind{KindThrow}},
-		{`new RegExp("(a|aa)+\\1$").exec("a".repeat(40));`, []ErrorKind{KindThrow}},
-		{`"a".repeat(40).search("(a+)+\\1$");`, []ErrorKind{KindThrow}},
-		{`/a{2000}/.test("a");`, []ErrorKind{KindThrow}},
+		{`var s = "x"; while (true) s += s;`, any3},
+		{`var a = []; while (true) a.push({});`, any3},
+		{`var o = {}; for (var i = 0; ; i++) o["k" + i] = i;`, any3},
+		{`"x".repeat(1 << 30);`, any3},
+		{`"x".padEnd(1 << 30);`, any3},
+		{`"x".padStart(1 << 30, "ab");`, any3},
+		{`var s = "x".repeat(1 << 23); s.concat(s, s, s, s, s, s, s, s);`, any3},
+		{`var a = []; a.length = 1e9; a.join("x");`, any3},
+		{`var a = Array(1e6).fill("x".repeat(1e6)); a.join("");`, any3},
+		{`Array(1e9).fill(0);`, any3},
+		{`Array(1e9).indexOf(1);`, any3},
+		{`Array.from({length: 1e9});`, any3},
+		{`var a = [...Array(1e8)];`, any3},
+		{`Math.max(...Array(1e8));`, any3},
+		{`Math.max.apply(null, Array(1e8));`, any3},
+		{`Reflect.apply(Math.max, null, Array(1e8));`, any3},
+		{`var b = Array(1e6).fill(Array(1e6).fill(1)); b.flat();`, any3},
+		{`"x".repeat(1 << 22).split("");`, any3},
+		{`"x".repeat(1 << 22).split(/(?:)/);`, any3},
+		{`var s = "x".repeat(1 << 20); s.replace(/x/g, s);`, any3},
+		{`var s = "x".repeat(1 << 20); s.replaceAll("x", s);`, any3},
+		{"\"x\".repeat(1 << 20).replace(/x/g, \"$`\");", any3},
+		{`var s = "x".repeat(1 << 20); "y".repeat(1 << 20).replace(/y/g, function () { return s; });`, any3},
+		{`Object.keys("x".repeat(1 << 24));`, any3},
+		{`Object.assign({}, "x".repeat(1 << 24));`, any3},
+		{`JSON.parse("[".repeat(3e6));`, any3},
+		{`var a = []; for (var i = 0; i < 1e5; i++) a = [a]; JSON.stringify(a);`, any3},
+		{`var a = []; for (var i = 0; i < 1e5; i++) a = [a]; String(a);`, any3},
+		{`var a = Array(1e6).fill("x".repeat(1e3)); JSON.stringify(Array(100).fill(a));`, any3},
+		{`eval("(".repeat(1e6));`, any3},
+		{`eval("!".repeat(1e6) + "1");`, any3},
+		{`Function("(".repeat(1e6));`, any3},
+		{`(function () {}).constructor("a+".repeat(1e5) + "1");`, any3},
+		{`Object.getPrototypeOf(function* () {}).constructor("[".repeat(1e6));`, any3},
+		{`eval("2n ** 1000000000n");`, any3},
+		{`new ArrayBuffer(1 << 30);`, any3},
+		{`new Uint8Array(1 << 30);`, any3},
+		{`BigInt(2) ** BigInt(1e9);`, any3},
+		{`/(a*)*\1b/.test("a".repeat(40));`, any3},
+		{`"a".repeat(40).match(/(?=a)(a|aa)+$/);`, any3},
+		{`new RegExp("(a|aa)+\\1$").exec("a".repeat(40));`, any3},
+		{`"a".repeat(40).search("(a+)+\\1$");`, any3},
+		{`/a{2000}/.test("a");`, any3},
 	} {
 		s := mustCompile(t, "function FindProxyForURL(url, host) {"+c.body+" return 'DIRECT'; }",
-			Options{CallTimeout: 2 * time.Second})
+			Options{CallTimeout: time.Second, MaxMemory: 16 << 20})
 		start := time.Now()
 		_, err := s.FindProxy(context.Background(), "", "")
 		if err == nil {
@@ -167,6 +169,45 @@ func TestHugeAllocations(t *testing.T) {
 	} else {
 		t.Logf("peak heap and stacks: %d MiB", p>>20)
 	}
+}
+
+// The guards refuse oversized arguments before the builtin runs.
+func TestGuardsRefuse(t *testing.T) {
+	var cases []exprCase
+	for expr, name := range map[string]string{
+		`"x".repeat(1 << 30)`:                 "RangeError",
+		`"x".padEnd(1 << 30)`:                 "RangeError",
+		`"x".padStart(1 << 30)`:               "RangeError",
+		`"x".concat.apply("x", Array(70000))`: "RangeError",
+		`(function () { var a = []; a.length = 1e9; return a.join(); })()`: "RangeError",
+		`Array(1e9).fill(0)`:                                      "RangeError",
+		`Array(1e9).indexOf(1)`:                                   "RangeError",
+		`Array.prototype.map.call({length: 1e9}, String)`:         "RangeError",
+		`Array.from({length: 1e9})`:                               "RangeError",
+		`Math.max.apply(null, Array(1e6))`:                        "RangeError",
+		`Reflect.apply(Math.max, null, Array(1e6))`:               "RangeError",
+		`Reflect.construct(Date, Array(1e6))`:                     "RangeError",
+		`[].concat(Array(1e6), Array(1e6))`:                       "RangeError",
+		`Array(2e6).flat()`:                                       "RangeError",
+		`"x".repeat(1 << 21).split("")`:                           "RangeError",
+		`"x".repeat(1 << 21).match(/x/g)`:                         "RangeError",
+		`Object.keys("x".repeat(1 << 21))`:                        "RangeError",
+		`Object.assign({}, "x".repeat(1 << 21))`:                  "RangeError",
+		`Array.prototype.join.call({get length() { return 1; }})`: "TypeError",
+		`JSON.parse("[".repeat(2000))`:                            "SyntaxError",
+		`eval("(".repeat(2000))`:                                  "SyntaxError",
+		`eval("1n")`:                                              "SyntaxError",
+		`Function("(".repeat(2000))`:                              "SyntaxError",
+		`/(a)\1/.test("aa")`:                                      "SyntaxError",
+		`/a(?=b)/.exec("ab")`:                                     "SyntaxError",
+		`"ab".replace(/(?<=a)b/, "")`:                             "SyntaxError",
+		`"ab".match("(a)\\1")`:                                    "SyntaxError",
+		`new ArrayBuffer(8)`:                                      "ReferenceError",
+	} {
+		cases = append(cases, exprCase{`(function () { try { ` + expr + `; return "no error"; } catch (e) { return e.name; } })()`,
+			`string:"` + name + `"`})
+	}
+	runExprs(t, Options{}, cases)
 }
 
 // The guarded builtins keep their meaning at ordinary sizes.
@@ -330,6 +371,7 @@ func TestBadResults(t *testing.T) {
 		{`["DIRECT"]`, "an object (Array)"},
 		{`new String("DIRECT")`, "an object (String)"},
 		{`function () {}`, "a function"},
+		{`Symbol("s")`, "a symbol"},
 		{`"PROXY caf\u00e9:1"`, "non-ASCII"},
 		{`"x".repeat(70000)`, "longer than 64 KiB"},
 	} {
@@ -498,7 +540,7 @@ func TestConcurrentCalls(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			for i := 0; i < 100; i++ {
+			for i := 0; i < 20; i++ {
 				for _, c := range corporateCases {
 					got, err := s.FindProxy(context.Background(), c.url, c.host)
 					if err != nil || got != c.want {
@@ -527,5 +569,49 @@ func TestCompileTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > generous {
 		t.Errorf("took %v", d)
+	}
+}
+
+// A script that keeps growing a global from call to call gets a fresh VM
+// once its calls together allocated MaxMemory.
+func TestGrowingGlobalsRetireVM(t *testing.T) {
+	s := mustCompile(t, `var keep = [];
+		function FindProxyForURL(url, host) {
+			keep.push("x".repeat(1 << 20) + keep.length);
+			return "PROXY p" + keep.length + ":1";
+		}`, Options{MaxMemory: 8 << 20})
+	most, reset := 0, false
+	for i := 0; i < 100 && !reset; i++ {
+		got, err := s.FindProxy(context.Background(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(got, "PROXY p"), ":1"))
+		reset = n < most
+		most = max(most, n)
+	}
+	if !reset || most > 16 {
+		t.Errorf("the kept array grew to %d elements of 1 MiB (reset %v), want a fresh VM before 16", most, reset)
+	}
+}
+
+// The doubling string at the default bounds: it ends with KindMemory (or
+// KindTimeout on a starved machine) long before the process's memory grows
+// far.
+func TestStringDoubling(t *testing.T) {
+	peak := peakMemory()
+	s := mustCompile(t, `function FindProxyForURL(url, host) { var s = 'x'; while (true) s += s; }`, Options{})
+	start := time.Now()
+	_, err := s.FindProxy(context.Background(), "", "")
+	if e := asError(t, err); e.Kind != KindMemory && e.Kind != KindTimeout {
+		t.Errorf("%v, want KindMemory or KindTimeout", err)
+	}
+	if d := time.Since(start); d > generous {
+		t.Errorf("took %v", d)
+	}
+	if p := peak(); p > maxPeak {
+		t.Errorf("peak heap and stacks %d MiB, want below %d MiB", p>>20, maxPeak>>20)
+	} else {
+		t.Logf("%v after %v; peak heap and stacks %d MiB", err, time.Since(start), p>>20)
 	}
 }

@@ -25,19 +25,23 @@
 //     script runs are charged to it too (never those made while it waits for
 //     DNS); a call is stopped early rather than late. What one call
 //     allocates is bounded, not what the script keeps in globals from call
-//     to call: a VM whose calls together allocated more than MaxMemory is
-//     retired after its call and a fresh one is made.
+//     to call: a VM whose calls together allocated more than MaxMemory (its
+//     top-level code not counted) is retired after its call and a fresh
+//     one is made.
 //   - Builtins: goja can interrupt only between JavaScript instructions, not
 //     inside a builtin written in Go, so the builtins that can allocate or
 //     loop without bound in one call are wrapped with argument checks (see
 //     guard.js): String repeat, padStart, padEnd, concat, split, replace,
-//     replaceAll, match, matchAll; the Array methods that walk an array (at
-//     most 1<<20 elements, or a string of at most MaxMemory/4 UTF-16 units
-//     from join); Function.prototype.apply, Reflect.apply and
-//     Reflect.construct (at most 65536 arguments); the array and string
-//     iterators (one JavaScript step per element, so spreading a huge array
-//     can be interrupted); JSON.parse, JSON.stringify, eval and the
-//     Function constructors (nesting at most 1000 deep). Regular
+//     replaceAll, match, matchAll; the Array methods that walk or grow an
+//     array (at most 1<<20 elements, or a string of at most MaxMemory/4
+//     UTF-16 units from join); Function.prototype.apply, Reflect.apply and
+//     Reflect.construct (at most 65536 arguments); Object.keys, values,
+//     entries, getOwnPropertyNames, getOwnPropertyDescriptors, assign and
+//     Reflect.ownKeys of a string (one key per character, at most 1<<20);
+//     the array and string iterators (one JavaScript step per element, so
+//     spreading a huge array can be interrupted); JSON.parse,
+//     JSON.stringify, eval (which always runs in the global scope here) and
+//     the Function constructors (nesting at most 1000 deep). Regular
 //     expressions that goja would run with backtracking (backreferences,
 //     lookaround, repeat counts above 1000) throw a SyntaxError when used:
 //     a backtracking match cannot be interrupted. BigInt literals are
@@ -55,8 +59,11 @@
 //     interruptible; Compile waits for them at most Options.CompileTimeout.
 //
 // These checks are best effort against a hostile script: one that finds a
-// builtin not listed above that loops in Go may keep a goroutine busy past
-// its bounds. FindProxy still returns on time (the VM is abandoned and
+// builtin or instruction not covered above that loops or allocates in Go
+// (object spread of a huge string, say) may go past its bounds for that one
+// step, and the source checks read the script as a lexer would without
+// telling a regular expression literal from a division, so a script crafted
+// around that can nest deeper than they allow. FindProxy still returns on time (the VM is abandoned and
 // discarded when it finishes), and while four abandoned evaluations of a
 // Script are still running, further calls fail at once with KindTimeout
 // instead of piling up.
@@ -107,7 +114,8 @@ type Options struct {
 	LookupTimeout time.Duration
 	// LookupBudget bounds the total time one call may wait for DNS; 0 means
 	// twice LookupTimeout. Lookups that would wait once it is spent fail at
-	// once, as an unresolvable name does. A call thus takes at most about
+	// once, as an unresolvable name does; so do names not in the cache
+	// after the 64th lookup of a call. A call thus takes at most about
 	// CallTimeout + LookupBudget.
 	LookupBudget time.Duration
 	// DNSCacheTTL is how long lookups, failed ones included, are cached
@@ -187,10 +195,7 @@ func Compile(src string, o Options) (*Script, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := runtime.GOMAXPROCS(0)
-	if n < 2 {
-		n = 2
-	}
+	n := max(8, 2*runtime.GOMAXPROCS(0)) // idle VMs kept
 	s := &Script{
 		o:      o,
 		prog:   prog,

@@ -56,6 +56,7 @@ func (s *Script) newVM(ctx context.Context) (*vm, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.allocated = 0 // what the top-level code built is the baseline, not growth
 	return v, nil
 }
 
@@ -107,6 +108,9 @@ func typeName(v goja.Value) string {
 			return "a function"
 		}
 		return "an object (" + o.ClassName() + ")"
+	}
+	if _, ok := v.(*goja.Symbol); ok {
+		return "a symbol"
 	}
 	switch v.ExportType().Kind().String() {
 	case "bool":
@@ -165,6 +169,7 @@ type call struct {
 	waitNanos  atomic.Int64  // time spent blocked so far
 	waitAlloc  atomic.Uint64 // bytes allocated (by anyone) while blocked
 	lookupWait time.Duration // as waitNanos; only the VM's goroutine uses it
+	lookups    int           // lookups started; only the VM's goroutine uses it
 	abandoned  atomic.Bool   // the watchdog gave up: Go loops in helpers stop
 	state      atomic.Int32
 	done       chan outcome
