@@ -617,20 +617,14 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 	if acc != nil && (cur != nil && acc.version == cur.version || cur == nil && acc.version == 0) {
 		return acc, nil
 	}
-	if cur != nil && r.auth.refused(cur.version) && r.auth.fn != nil {
-		// A connection-bound scheme refused these: ask for others before
-		// anything is sent.
+	if cur != nil {
 		var challenges []Challenge
 		if off != nil {
 			challenges = off.challenges
 		}
-		prev := cur
 		var err error
-		if cur, err = r.auth.credentials(ctx, challenges, cur.version, true); err != nil {
+		if cur, err = r.unrefused(ctx, cur, challenges); err != nil {
 			return nil, err
-		}
-		if cur.version == prev.version || cur.creds == prev.creds {
-			return nil, errRefusedBefore
 		}
 	}
 	wait := r.wait && off == nil // WaitForChallenge holds until the proxy has asked
@@ -664,6 +658,27 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 		return nil, nil
 	}
 	return r.preemptive(cur, off)
+}
+
+// unrefused returns cur, or, when a connection-bound scheme refused cur,
+// the credentials the CredentialsFunc gives instead (one call for all the
+// requests that find cur refused), before anything is sent; with fixed
+// credentials, or the same ones again, errRefusedBefore.
+func (r *route) unrefused(ctx context.Context, cur *versioned, challenges []Challenge) (*versioned, error) {
+	if !r.auth.refused(cur.version) {
+		return cur, nil
+	}
+	if r.auth.fn == nil {
+		return nil, errRefusedBefore
+	}
+	next, err := r.auth.credentials(ctx, challenges, cur.version, true)
+	switch {
+	case err != nil:
+		return nil, err
+	case next.version == cur.version || next.creds == cur.creds:
+		return nil, errRefusedBefore
+	}
+	return next, nil
 }
 
 // preemptive returns a session to send before the proxy has asked, or
@@ -823,6 +838,10 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 			continue
 		case cur == nil:
 			cur = &versioned{} // none: the scheme logs in on its own
+		case !rejected:
+			if cur, err = r.unrefused(ctx, cur, pae.Challenges); err != nil {
+				return nil, err
+			}
 		}
 		switch {
 		case rejected && cur.version == seen:
