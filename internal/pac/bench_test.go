@@ -128,40 +128,6 @@ func BenchmarkFindProxyParallel8(b *testing.B) {
 	})
 }
 
-func BenchmarkCacheHit(b *testing.B) {
-	s := mustCompile(b, corporatePAC, Options{Resolver: testResolver()})
-	c := NewCache(s, CacheOptions{TTL: time.Hour})
-	ctx := context.Background()
-	if _, err := c.FindProxy(ctx, benchCase.url, benchCase.host); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.FindProxy(ctx, benchCase.url, benchCase.host); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkCacheHitParallel8(b *testing.B) {
-	s := mustCompile(b, corporatePAC, Options{Resolver: testResolver()})
-	c := NewCache(s, CacheOptions{TTL: time.Hour})
-	ctx := context.Background()
-	if _, err := c.FindProxy(ctx, benchCase.url, benchCase.host); err != nil {
-		b.Fatal(err)
-	}
-	b.SetParallelism((8 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := c.FindProxy(ctx, benchCase.url, benchCase.host); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
 func BenchmarkCompile(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
