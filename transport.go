@@ -270,9 +270,10 @@ func (t *Transport) Pool() *Pool { return t.pool }
 // connections, and returns once every one has ended, including those that
 // requests started. A probe waiting for the CredentialsFunc stops waiting;
 // the call itself, which is not cancelled (see [CredentialsFunc]), runs on
-// to its end. Then Close closes the idle connections. It always returns
-// nil. A Transport that is closed still serves requests, without new
-// probes.
+// to its end. With Config.PAC it also stops the script's refresh, whose
+// goroutine runs until then: close a PAC Transport when done with it. Then
+// Close closes the idle connections. It always returns nil. A Transport
+// that is closed still serves requests, without new probes or refreshes.
 func (t *Transport) Close() error {
 	if t.pac != nil {
 		t.pac.close()
