@@ -397,25 +397,56 @@ func (k Kerberos) cacheLogin(cfg *config.Config, m *logins) (Authorizer, string,
 		return nil, err.(*kerberosError).reason, false
 	}
 	key := "cache " + path
-	if fi, err := os.Stat(path); err == nil {
-		// The same file as last time: its login, and its service tickets.
-		m.mu.Lock()
-		l, ok := m.done[key]
-		m.mu.Unlock()
-		if ok && l.cache.mod.Equal(fi.ModTime()) && l.cache.size == fi.Size() && time.Now().Before(l.cache.end) {
-			return l.a, "", false
+	if a := m.cached(key, path); a != nil {
+		return a, "", false
+	}
+	// Sessions that start at once read the cache once, and share its
+	// login and its service tickets.
+	v, _, _ := m.group.Do(key, func() (any, error) {
+		if a := m.cached(key, path); a != nil {
+			return cacheRead{a: a}, nil
 		}
+		c, why, expired := k.readCache(path, cfg)
+		if c == nil {
+			return cacheRead{why: why, expired: expired}, nil
+		}
+		a := &negotiateAuthorizer{k: k, cfg: cfg, how: "the credential cache " + path, cache: c}
+		a.setClient(c.cl, c.principal)
+		m.mu.Lock()
+		m.done[key] = login{cache: c, a: a}
+		m.mu.Unlock()
+		return cacheRead{a: a}, nil
+	})
+	r := v.(cacheRead)
+	if r.a == nil {
+		return nil, r.why, r.expired
 	}
-	c, why, expired := k.readCache(path, cfg)
-	if c == nil {
-		return nil, why, expired
+	return r.a, "", false
+}
+
+// cacheRead is the outcome of reading a credential cache: a login, or why
+// there is none and whether its ticket expired.
+type cacheRead struct {
+	a       *negotiateAuthorizer
+	why     string
+	expired bool
+}
+
+// cached returns the login of the credential cache at path under key
+// while the file is the one it was read from and its ticket is valid, or
+// nil.
+func (m *logins) cached(key, path string) *negotiateAuthorizer {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil
 	}
-	a := &negotiateAuthorizer{k: k, cfg: cfg, how: "the credential cache " + path, cache: c}
-	a.setClient(c.cl, c.principal)
 	m.mu.Lock()
-	m.done[key] = login{cache: c, a: a}
+	l, ok := m.done[key]
 	m.mu.Unlock()
-	return a, "", false
+	if ok && l.cache.mod.Equal(fi.ModTime()) && l.cache.size == fi.Size() && time.Now().Before(l.cache.end) {
+		return l.a
+	}
+	return nil
 }
 
 // cacheFile is a credential cache as read, with what tells that it was
