@@ -424,7 +424,8 @@ func (s *pacSource) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	seq := sequence{list: order, n: min(len(order), s.pool.maxPerReq)}
-	return s.pool.walk(req, seq, s.pool.now(), panicked, false)
+	_, caller := proxyAuthorization(req.Header)
+	return s.pool.walk(req, seq, s.pool.now(), panicked, caller, false)
 }
 
 // inRotation reports whether m is healthy or not checked yet.

@@ -424,7 +424,7 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	seq := sequence{rot: rot, pos: pos, n: min(p.maxPerReq, len(rot.in))}
-	return p.walk(req, seq, now, rot.panic, dropCaller)
+	return p.walk(req, seq, now, rot.panic, caller, dropCaller)
 }
 
 // sequence is the proxies a request tries, in order: n of a rotation from
@@ -446,11 +446,10 @@ func (s sequence) at(i int) *member {
 
 // walk sends req through the proxies of seq in turn, failing over as the
 // rules in PoolConfig allow. panicked reports that no proxy was in
-// rotation; dropCaller that the caller's Proxy-Authorization field is for
-// none of them.
-func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, dropCaller bool) (*http.Response, error) {
+// rotation; caller that req carries the caller's Proxy-Authorization
+// field, and dropCaller that it is for none of them.
+func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, caller, dropCaller bool) (*http.Response, error) {
 	single := p.single
-	_, caller := proxyAuthorization(req.Header)
 	var (
 		errs     []error
 		bodyUsed bool
