@@ -85,6 +85,14 @@ func newAuthState(proxy *url.URL, socks bool, fixed *Credentials, fn Credentials
 // current returns the current credentials, or nil when none are known yet.
 func (s *authState) current() *versioned { return s.cur.Load() }
 
+// ErrNoNewCredentials is what a [CredentialsFunc] returns, when asked with
+// CredentialsRequest.Rejected set, to say that it has no other
+// credentials: the proxy's refusal then stands, as it does for
+// credentials in the proxy URL, and the request fails with a
+// [*ProxyAuthError] whose Err is nil. Returned for a first call, it is an
+// error like any other.
+var ErrNoNewCredentials = errors.New("proxyauth: no other credentials")
+
 // credentials returns the credentials to use, or nil when there are none.
 // rejected reports that the proxy refused the credentials of version seen:
 // then, unless newer ones are already known, the CredentialsFunc is asked
@@ -112,7 +120,10 @@ func (s *authState) credentials(ctx context.Context, challenges []Challenge, see
 			Proxy: s.proxy, Challenges: challenges, Rejected: rejected && cur != nil,
 		})
 		s.obs.refreshed(RefreshInfo{Proxy: s.proxy, Rejected: rejected && cur != nil, Err: err, Duration: time.Since(start)})
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoNewCredentials) && cur != nil:
+			return cur, nil // the refusal stands
+		case err != nil:
 			return nil, err
 		}
 		if err := validCredentials(got, s.socks); err != nil {

@@ -42,6 +42,7 @@ type Transport struct {
 	byspec map[*proxySpec]*route
 	direct *http.Transport // for targets the environment sends directly; nil with a pool
 	routes []*route
+	check  *checkSetup
 }
 
 // New returns a Transport for cfg. Every problem with cfg is reported here,
@@ -66,6 +67,7 @@ func New(cfg Config) (*Transport, error) {
 	}
 	t := &Transport{byspec: map[*proxySpec]*route{}}
 	obs := newObserver(&cfg)
+	t.check = newCheckSetup(base, &cfg, obs)
 	var (
 		specs   []*proxySpec
 		fns     []CredentialsFunc
@@ -142,7 +144,7 @@ func New(cfg Config) (*Transport, error) {
 // members, to which each proxy the script names is added when first
 // named.
 func newPACTransport(cfg *Config, base *http.Transport, obs *observer) (*Transport, error) {
-	t := &Transport{byspec: map[*proxySpec]*route{}}
+	t := &Transport{byspec: map[*proxySpec]*route{}, check: newCheckSetup(base, cfg, obs)}
 	t.direct = base.Clone()
 	t.direct.Proxy = nil
 	t.pool = newPool(cfg, nil, nil, obs)
