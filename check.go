@@ -341,7 +341,7 @@ func okSummary(code int, hop checkHop, rec *checkRecord, socksOpen bool) (string
 func directDialFailure(target *url.URL, err error) Diagnosis {
 	return Diagnosis{Layer: LayerNetwork, Kind: KindOther,
 		Summary: "cannot connect to the target " + target.Host + " directly: " + causeText(err),
-		Hints: []string{"the check went directly, as the PAC script or the environment (NO_PROXY) says: check the target's host and port, and this machine's route to it"}}
+		Hints:   []string{"the check went directly, as the PAC script or the environment (NO_PROXY) says: check the target's host and port, and this machine's route to it"}}
 }
 
 // checkRecord collects what a check saw on the way.
