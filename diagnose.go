@@ -306,7 +306,8 @@ func diagnoseProxyAuth(pae *ProxyAuthError) Diagnosis {
 			d.Hints = append(d.Hints, "the 407 offers "+challengeList(pae.Challenges))
 		}
 	case len(pae.Challenges) == 0:
-		d.Summary = "the proxy wants authentication but offers no challenge" + note
+		d.Summary = "the proxy wants authentication but offers no challenge" + note +
+			", which usually means that it admits clients by their IP address"
 		d.Hints = []string{
 			"the proxy may authenticate by source IP (an allow-list) rather than credentials: ask its operator to allow this machine's address",
 			"a proxy or filter in between may have removed the Proxy-Authenticate field",
