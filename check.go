@@ -256,12 +256,12 @@ func (t *Transport) checkOne(parent context.Context, target *url.URL, hop checkH
 	defer cancel()
 	rec := &checkRecord{}
 	res := hop.result()
-	start := time.Now()
 	ctx = httptrace.WithClientTrace(ctx, rec.trace())
 	socksOpen := true
 	if hop.spec != nil && hop.spec.socks() {
 		socksOpen = t.socksGreeting(ctx, hop.spec, rec)
 	}
+	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		res.Diagnosis = Diagnose(nil, err)
