@@ -498,6 +498,13 @@ func (c *checkRecord) timedOut(hop checkHop, target *url.URL, timeout time.Durat
 	if hop.spec != nil && d.Layer == LayerNetwork {
 		d.Hints = append(d.Hints, envHint(hop.spec.url))
 	}
+	// The Kind that Classify gives a proxy's dial or CONNECT that timed
+	// out; a stall beyond the proxy, or of a direct connection, is no
+	// proxy's.
+	d.Kind = KindOther
+	if hop.spec != nil && (d.Layer == LayerNetwork || d.Layer == LayerProxy) {
+		d.Kind = KindProxyUnavailable
+	}
 	return d
 }
 
