@@ -533,7 +533,9 @@ func TestStuckEvaluations(t *testing.T) {
 
 // Concurrent calls on one Script (run with -race).
 func TestConcurrentCalls(t *testing.T) {
-	s := mustCompile(t, corporatePAC, Options{Resolver: testResolver()})
+	// Eight goroutines on a busy machine: a call may wait its turn for
+	// long, which is not what this test is about.
+	s := mustCompile(t, corporatePAC, Options{Resolver: testResolver(), CallTimeout: generous})
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
 	for g := 0; g < 8; g++ {
@@ -582,7 +584,7 @@ func TestGrowingGlobalsRetireVM(t *testing.T) {
 		function FindProxyForURL(url, host) {
 			keep.push("x".repeat(1 << 20) + keep.length);
 			return "PROXY p" + keep.length + ":1";
-		}`, Options{MaxMemory: 32 << 20})
+		}`, Options{MaxMemory: 32 << 20, CallTimeout: generous})
 	most, reset := 0, false
 	for i := 0; i < 100 && !reset; i++ {
 		got, err := s.FindProxy(context.Background(), "", "")
