@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,6 +294,14 @@ func (t *Transport) checkOne(parent context.Context, target *url.URL, hop checkH
 	} else {
 		resp.Body.Close()
 		res.Diagnosis = Diagnose(resp, nil)
+		if res.Diagnosis.Layer == LayerOriginAuth && rec.scheme != "" && rec.proxyRealm(resp) {
+			// Some proxies (tinyproxy) answer a wrong password with a
+			// 401 that repeats their own 407's challenge: that 401 is
+			// theirs, and the target was not reached.
+			res.Diagnosis = Diagnose(nil, &ProxyAuthError{Proxy: hop.spec.url, StatusCode: resp.StatusCode,
+				Challenges: parseChallenges(resp.Header.Values("Www-Authenticate")), Rejected: true, Header: resp.Header})
+			rec.scheme = ""
+		}
 	}
 	if res.Diagnosis.Proxy == nil {
 		res.Diagnosis.Proxy = res.Proxy
@@ -359,6 +368,7 @@ type checkRecord struct {
 
 	authRequired bool
 	offered      []string
+	realms       []string // of the proxy's challenges
 	scheme       string // of the last attempt the proxy answered without a challenge
 }
 
@@ -412,10 +422,27 @@ func (c *checkRecord) hooks() Hooks {
 					if name := canonicalScheme(ch.Scheme); !containsFold(c.offered, name) {
 						c.offered = append(c.offered, name)
 					}
+					if realm := ch.Params["realm"]; realm != "" {
+						c.realms = append(c.realms, realm)
+					}
 				}
 			})
 		},
 	}
+}
+
+// proxyRealm reports whether the origin's 401 resp asks for a realm that
+// the proxy's own challenges named: the 401 is then the proxy's.
+func (c *checkRecord) proxyRealm(resp *http.Response) bool {
+	if resp.Request == nil || resp.Request.URL.Scheme != "http" {
+		return false // inside a tunnel, only the origin speaks
+	}
+	for _, ch := range parseChallenges(resp.Header.Values("Www-Authenticate")) {
+		if realm := ch.Params["realm"]; realm != "" && slices.Contains(c.realms, realm) {
+			return true
+		}
+	}
+	return false
 }
 
 // canonicalScheme spells a scheme the proxy named as this package does

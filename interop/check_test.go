@@ -298,6 +298,18 @@ func TestCheckTinyproxy(t *testing.T) {
 				summary: []string{"200", "accepted Basic credentials"}})
 		})
 	}
+	// tinyproxy answers a wrong password with a 401 that repeats the realm
+	// of its 407 (to a plain request; to a CONNECT it is a 401 all the
+	// same): the proxy refused, and the target was not reached.
+	for _, tt := range targets {
+		t.Run(tt.name+"/wrong", func(t *testing.T) {
+			r := ckCheck(t, ckTransport(t, o, withUser(t, tp.URL, user, ckWrong)), o.url(tt.tls))
+			ckAssert(t, r, tp.URL, ckWant{layer: proxyauth.LayerProxyAuth, kind: proxyauth.KindProxyAuth,
+				authRequired: true, offered: []string{"Basic"}, connected: true,
+				summary: []string{"mixed signals", "401"},
+				hints:   []string{"tinyproxy answer 401 for a wrong password"}})
+		})
+	}
 	assert.Zero(t, o.leaked(), "Proxy-Authorization reached an origin")
 }
 
