@@ -369,7 +369,7 @@ type checkRecord struct {
 	authRequired bool
 	offered      []string
 	realms       []string // of the proxy's challenges
-	scheme       string // of the last attempt the proxy answered without a challenge
+	scheme       string   // of the last attempt the proxy answered without a challenge
 }
 
 func (c *checkRecord) trace() *httptrace.ClientTrace {
