@@ -306,6 +306,10 @@ func (t *Transport) checkOne(parent context.Context, target *url.URL, hop checkH
 	if res.Diagnosis.Proxy == nil {
 		res.Diagnosis.Proxy = res.Proxy
 	}
+	if t.env == nil {
+		// The Transport knows where its proxies came from.
+		res.Diagnosis.Hints = slices.DeleteFunc(res.Diagnosis.Hints, func(h string) bool { return h == maybeEnvHint })
+	}
 	switch res.Diagnosis.Layer {
 	case LayerNone:
 		if err != nil {

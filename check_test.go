@@ -357,6 +357,22 @@ func TestCheckRefused(t *testing.T) {
 	assert.Contains(t, r.Diagnosis.Summary, "refused")
 	assert.Empty(t, r.Addr)
 	assert.Zero(t, r.Connect)
+	// The proxy came from Config.Proxies: no hint sends the reader to the
+	// environment.
+	assert.NotContains(t, strings.Join(r.Diagnosis.Hints, "\n"), "environment")
+}
+
+func TestCheckEnvironmentProxyRefused(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://"+closedAddr(t))
+	t.Setenv("HTTP_PROXY", "")
+	t.Setenv("NO_PROXY", "")
+	tr, err := proxyauth.New(proxyauth.Config{})
+	require.NoError(t, err)
+	defer tr.Close()
+	results := tr.Check(context.Background(), "https://origin.test/")
+	require.Len(t, results, 1)
+	assert.Equal(t, proxyauth.LayerNetwork, results[0].Diagnosis.Layer)
+	assert.Contains(t, results[0].Diagnosis.Hints, "the proxy comes from the environment (HTTPS_PROXY): check that variable")
 }
 
 func TestCheckPoolJudgesEachAlone(t *testing.T) {

@@ -625,8 +625,12 @@ func envHint(proxy *url.URL) string {
 			return "the proxy comes from the environment (" + strings.Join(names, ", ") + "): check that variable"
 		}
 	}
-	return "if the proxy came from the environment, check HTTP_PROXY and HTTPS_PROXY (the lower-case names win)"
+	return maybeEnvHint
 }
+
+// maybeEnvHint is the hint of envHint when no variable of the environment
+// names the proxy.
+const maybeEnvHint = "if the proxy came from the environment, check HTTP_PROXY and HTTPS_PROXY (the lower-case names win)"
 
 // diagnoseProxyTLS diagnoses a failed TLS handshake with an https://
 // proxy.

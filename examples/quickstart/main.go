@@ -8,16 +8,23 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/proxyauth/proxyauth"
+	"github.com/proxyauth/proxyauth/internal/checkcmd"
 	"github.com/proxyauth/proxyauth/proxyauthtest"
 )
 
@@ -118,6 +125,62 @@ func run() error {
 	}
 	fmt.Printf("   GET %s/private -> %s; Classify: %s\n", secure.URL, resp.Status, kind)
 	fmt.Printf("   CheckResponse: %v\n", proxyauth.CheckResponse(resp))
+
+	fmt.Println("\n4. proxycheck judges each proxy alone, from the network layer up: here the proxy above,")
+	fmt.Println("   one that knows bob but not alice, and one that is not running.")
+	if err := proxycheck(proxy.URL, secure); err != nil {
+		return err
+	}
 	fmt.Println("\nquickstart: all steps behaved as described")
+	return nil
+}
+
+// proxycheck runs the proxycheck command (cmd/proxycheck) on three
+// proxies, with alice's password in $PROXYCHECK_PASSWORD as a person would
+// give it.
+func proxycheck(good string, secure *httptest.Server) error {
+	bobs := proxyauthtest.NewProxy("bob", "bobs-password")
+	defer bobs.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	stopped := "http://" + l.Addr().String()
+	l.Close()
+	// The command trusts the TLS origin's certificate through -cacert.
+	dir, err := os.MkdirTemp("", "quickstart")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cacert := filepath.Join(dir, "origin.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: secure.Certificate().Raw})
+	if err := os.WriteFile(cacert, pemBytes, 0o600); err != nil {
+		return err
+	}
+	args := []string{"-user", "alice", "-timeout", "10s", "-cacert", cacert, "-target", secure.URL, good, bobs.URL, stopped}
+	fmt.Printf("   $ PROXYCHECK_PASSWORD=xxxxx proxycheck %s\n", strings.Join(args, " "))
+	var out bytes.Buffer
+	code := checkcmd.Main(context.Background(), args, checkcmd.Env{
+		Stdout: &out, Stderr: &out,
+		Getenv: func(name string) string {
+			if name == "PROXYCHECK_PASSWORD" {
+				return "s3cret"
+			}
+			return ""
+		},
+	})
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		fmt.Println("   " + line)
+	}
+	fmt.Printf("   exit status %d: at least one proxy failed\n", code)
+	text := out.String()
+	if code != checkcmd.ExitFailed || !strings.Contains(text, "1 ok, 2 failed") ||
+		!strings.Contains(text, "rejected the credentials") || !strings.Contains(text, "refused the connection") {
+		return fmt.Errorf("proxycheck exited %d with the output above; want 1, with alice refused by bob's proxy and the stopped one refusing connections", code)
+	}
+	if strings.Contains(text, "s3cret") {
+		return errors.New("proxycheck printed the password")
+	}
 	return nil
 }
