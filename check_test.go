@@ -7,14 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/proxyauth/proxyauth"
+	"github.com/proxyauth/proxyauth/internal/testnet"
 	"github.com/proxyauth/proxyauth/proxyauthtest"
 )
 
@@ -294,26 +292,6 @@ func TestCheckSOCKS5(t *testing.T) {
 	assert.True(t, r.AuthRequired, "the proxy refused a client without credentials")
 }
 
-// unreachable returns a loopback address that takes no new TCP
-// connection: a socket that listens with a backlog of 0 and never accepts,
-// whose queue is full with one connection, so that the kernel drops the
-// SYNs of the next ones as a black hole would (Linux).
-func unreachable(t testing.TB) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { syscall.Close(fd) })
-	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-	require.NoError(t, syscall.Listen(fd, 0))
-	sa, err := syscall.Getsockname(fd)
-	require.NoError(t, err)
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
-	filler, err := net.DialTimeout("tcp", addr, generous)
-	require.NoError(t, err)
-	t.Cleanup(func() { filler.Close() })
-	return addr
-}
-
 func TestCheckStalls(t *testing.T) {
 	t.Parallel()
 	silentTLS := blackHole(t) // a "target" that takes the tunnel and never shakes hands
@@ -332,7 +310,7 @@ func TestCheckStalls(t *testing.T) {
 		layer               proxyauth.Layer
 		summary             string
 	}{
-		{"network", "http://" + unreachable(t), "https://origin.test/", proxyauth.LayerNetwork, "no TCP connection to the proxy within 3s"},
+		{"network", "http://" + testnet.Unreachable(t), "https://origin.test/", proxyauth.LayerNetwork, "no TCP connection to the proxy within 3s"},
 		{"CONNECT unanswered", "http://" + blackHole(t), "https://origin.test/", proxyauth.LayerProxy, "did not answer the CONNECT within 3s"},
 		{"plain unanswered", "http://" + blackHole(t), "http://origin.test/", proxyauth.LayerProxy, "no answer to the request within 3s"},
 		{"target TLS", good, "https://" + silentTLS + "/", proxyauth.LayerTLS, "TLS handshake with the target did not finish within 3s"},
@@ -520,49 +498,16 @@ func TestCheckBadInput(t *testing.T) {
 	assert.NotContains(t, fmt.Sprintf("%+v", results), "hunter2")
 }
 
-// holdingListener accepts connections, tells accepted about each, and
-// never answers.
-func holdingListener(t *testing.T, accepted chan<- struct{}, count *atomic.Int32) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			count.Add(1)
-			accepted <- struct{}{}
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "http://" + l.Addr().String()
-}
-
 func TestCheckConcurrencyAndCancel(t *testing.T) {
 	t.Parallel()
 	accepted := make(chan struct{}, 16)
 	var count atomic.Int32
 	var proxies []string
 	for range 5 {
-		proxies = append(proxies, holdingListener(t, accepted, &count))
+		proxies = append(proxies, "http://"+testnet.NewSilent(t, func() {
+			count.Add(1)
+			accepted <- struct{}{}
+		}).Addr)
 	}
 	tr, err := proxyauth.New(proxyauth.Config{Proxies: proxies, ProxyTimeout: -1})
 	require.NoError(t, err)

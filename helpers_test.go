@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/proxyauth/proxyauth"
+	"github.com/proxyauth/proxyauth/internal/testnet"
 	"github.com/proxyauth/proxyauth/proxyauthtest"
 )
 
@@ -154,16 +155,7 @@ func basic(user, pass string) string {
 }
 
 // closedAddr returns a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func closedAddr(t *testing.T) string { return testnet.Closed(t) }
 
 // dialMap returns a DialContext that sends the listed host:port addresses
 // to loopback ones, and everything else where it says.
@@ -207,38 +199,4 @@ func proxyauthtestCreds(u, p string) proxyauthtest.Credentials {
 }
 
 // blackHole accepts TCP connections and never says anything.
-func blackHole(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String()
-}
+func blackHole(t testing.TB) string { return testnet.NewSilent(t, nil).Addr }

@@ -6,14 +6,11 @@ package interop_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/proxyauth/proxyauth"
+	"github.com/proxyauth/proxyauth/internal/testnet"
 )
 
 // ckWrong is the wrong password of these tests.
@@ -335,72 +333,6 @@ func TestCheckMicrosocks(t *testing.T) {
 	assert.Zero(t, o.leaked())
 }
 
-// ckNoAccept returns the address of a listener that never accepts:
-// listen(2) with a backlog of 0 takes one connection into its queue, made
-// here and kept, and the kernel drops the SYNs of later ones, so that
-// they time out as at an address that leads nowhere.
-func ckNoAccept(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { syscall.Close(fd) })
-	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-	require.NoError(t, syscall.Listen(fd, 0))
-	sa, err := syscall.Getsockname(fd)
-	require.NoError(t, err)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
-	c, err := net.DialTimeout("tcp", addr, generous)
-	require.NoError(t, err, "filling the queue")
-	t.Cleanup(func() { c.Close() })
-	return addr
-}
-
-// ckSilent is a listener that accepts connections and never says
-// anything; accepted counts them.
-type ckSilent struct {
-	addr     string
-	mu       sync.Mutex
-	conns    []net.Conn
-	accepted int
-}
-
-func newCKSilent(t *testing.T) *ckSilent {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &ckSilent{addr: l.Addr().String()}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.accepted++
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-	})
-	return s
-}
-
-func (s *ckSilent) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.accepted
-}
-
 // A list of two black holes and a healthy squid: each proxy is judged
 // alone, so all three come back, in the configured order, the black holes
 // within the check's timeout, and the squid OK with no request of the
@@ -413,8 +345,8 @@ func TestCheckBlackHoles(t *testing.T) {
 	for _, tt := range targets {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			hole, silent := "http://"+ckNoAccept(t), newCKSilent(t)
-			quiet := "http://" + silent.addr
+			hole, silent := "http://"+testnet.Unreachable(t), testnet.NewSilent(t, nil)
+			quiet := "http://" + silent.Addr
 			tr := ckTransport(t, o, withUser(t, hole, user, secret), withUser(t, quiet, user, secret), withUser(t, sq.URL, user, secret))
 			var (
 				mu    sync.Mutex
@@ -444,7 +376,7 @@ func TestCheckBlackHoles(t *testing.T) {
 			}
 			ckAssert(t, rs[1], quiet, ckWant{layer: proxyauth.LayerProxy, kind: proxyauth.KindProxyUnavailable,
 				connected: true, summary: []string{summary}, hints: []string{"overloaded or hung"}})
-			assert.Equal(t, 1, silent.count(), "connections to the silent proxy")
+			assert.Equal(t, 1, silent.Accepted(), "connections to the silent proxy")
 
 			ckAssert(t, rs[2], sq.URL, ckWant{ok: true, kind: proxyauth.KindOK, scheme: "Basic", status: http.StatusOK,
 				authRequired: true, offered: []string{"Basic"}, connected: true})

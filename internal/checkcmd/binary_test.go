@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/proxyauth/proxyauth/internal/testnet"
 )
 
 // buildCommand builds cmd/proxycheck into a directory of the test's.
@@ -47,7 +49,7 @@ func TestCommand(t *testing.T) {
 	origin := newOrigin(t, false)
 	good := openProxy(t)
 	basic := newProxy(t, nil, "alice", "wonderland", false)
-	dead := "http://" + closedAddr(t)
+	dead := "http://" + testnet.Closed(t)
 	tests := []struct {
 		name   string
 		env    []string

@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proxyauth/proxyauth/internal/testnet"
 	"github.com/proxyauth/proxyauth/proxyauthtest"
 )
 
 func TestExitStatus(t *testing.T) {
 	origin := newOrigin(t, false)
 	good := openProxy(t)
-	dead := "http://" + closedAddr(t)
+	dead := "http://" + testnet.Closed(t)
 	target := origin.URL + "/"
 	file := writeFile(t, "proxies.txt", "# the office proxies\n\n"+good.URL+"  # the main one\n   \nhttp://127.0.0.1:31x28\n")
 	dupes := writeFile(t, "dupes.txt", good.URL+"\n# again:\n"+strings.ToUpper(good.URL)+"/\n")

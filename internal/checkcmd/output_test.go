@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/proxyauth/proxyauth"
+	"github.com/proxyauth/proxyauth/internal/testnet"
 )
 
 // decodeLines decodes each line of s as a JSON object.
@@ -50,7 +51,7 @@ func TestJSON(t *testing.T) {
 	tlsProxy := newProxy(t, openAuth{}, "", "", true)
 	forbidding := openProxy(t)
 	forbidding.SetConnectStatus(http.StatusForbidden)
-	dead := "http://" + closedAddr(t)
+	dead := "http://" + testnet.Closed(t)
 	withUser := "http://alice:wonderland@" + basic.Listener.Addr().String()
 	got := runMain(t, Env{}, "-json", "-cacert", ca, "-target", origin.URL+"/", withUser, tlsProxy.URL, forbidding.URL, dead)
 	if got.code != ExitFailed {

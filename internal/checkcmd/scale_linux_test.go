@@ -4,45 +4,15 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// blackHole returns a loopback address where connections are never
-// accepted nor refused: a socket listening with a backlog of 0, whose
-// queue one connection fills, so that the kernel drops the SYNs of every
-// later connect and they time out.
-func blackHole(t testing.TB) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatalf("filling the queue of the black hole: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return addr
-}
+	"github.com/proxyauth/proxyauth/internal/testnet"
+)
 
 // fleet starts healthy open proxies and holes black holes, and returns the
 // lines of a -f file (every tenth one a black hole when there are 900 and
@@ -54,7 +24,7 @@ func fleet(t testing.TB, healthy, holes int) (list, healthyList []string, target
 	every := total / max(holes, 1)
 	for len(list) < total {
 		if holes > 0 && len(list)%every == every-1 {
-			list = append(list, "http://"+blackHole(t))
+			list = append(list, "http://"+testnet.Unreachable(t))
 			holes--
 			continue
 		}
@@ -117,7 +87,7 @@ func TestStreamAndInterrupt(t *testing.T) {
 	// for a minute: the first row must come out while the second is
 	// pending, and an interruption then ends the run with what is known.
 	good := openProxy(t)
-	hole := "http://" + blackHole(t)
+	hole := "http://" + testnet.Unreachable(t)
 	origin := newOrigin(t, false)
 	for _, asJSON := range []bool{false, true} {
 		t.Run(fmt.Sprint("json=", asJSON), func(t *testing.T) {
@@ -201,7 +171,7 @@ func TestCommandInterrupt(t *testing.T) {
 	bin := buildCommand(t)
 	origin := newOrigin(t, false)
 	good := openProxy(t)
-	cmd := command(bin, nil, "-timeout", "1m", "-target", origin.URL, good.URL, "http://"+blackHole(t))
+	cmd := command(bin, nil, "-timeout", "1m", "-target", origin.URL, good.URL, "http://"+testnet.Unreachable(t))
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

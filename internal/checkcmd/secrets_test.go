@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/proxyauth/proxyauth/internal/redact"
+	"github.com/proxyauth/proxyauth/internal/testnet"
 	"github.com/proxyauth/proxyauth/proxyauthtest"
 )
 
@@ -25,7 +26,7 @@ func TestNoPasswordInOutput(t *testing.T) {
 	t.Cleanup(socksGood.Close)
 	socksRefusing := proxyauthtest.NewSOCKS5Proxy(user, "another one")
 	t.Cleanup(socksRefusing.Close)
-	dead := closedAddr(t)
+	dead := testnet.Closed(t)
 	var open []string // enough proxies for the progress line
 	for range shortList {
 		open = append(open, openProxy(t).URL)
