@@ -53,6 +53,16 @@ func checkOne(t *testing.T, cfg proxyauth.Config, target string, timeout time.Du
 	return results[0]
 }
 
+// newAuthProxy starts a proxy that accepts user/secret through auth.
+func newAuthProxy(t *testing.T, auth proxyauthtest.Authenticator) *proxyauthtest.Proxy {
+	t.Helper()
+	p := proxyauthtest.NewUnstartedProxy(user, secret)
+	p.Auth = auth
+	p.Start()
+	t.Cleanup(p.Close)
+	return p
+}
+
 func hostOf(t *testing.T, raw string) string {
 	t.Helper()
 	i := strings.Index(raw, "://")
@@ -99,10 +109,7 @@ func TestCheckAcceptedCredentials(t *testing.T) {
 func TestCheckStrongestScheme(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t, true, nil)
-	p := proxyauthtest.NewUnstartedProxy(user, secret)
-	p.Auth = proxyauthtest.Multi(proxyauthtest.NewDigest(), proxyauthtest.Basic{})
-	p.Start()
-	t.Cleanup(p.Close)
+	p := newAuthProxy(t, proxyauthtest.Multi(proxyauthtest.NewDigest(), proxyauthtest.Basic{}))
 	r := checkOne(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, user, secret)},
 		Base: trusting(o.Certificate())}, o.URL, 0)
 	assert.True(t, r.OK, "%v", r.Diagnosis)
@@ -165,10 +172,7 @@ func (allowListAuth) Authorized(*http.Request, []proxyauthtest.Credentials) bool
 func TestCheckProxyNeedsNoCredentials(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t, true, nil)
-	p := proxyauthtest.NewUnstartedProxy(user, secret)
-	p.Auth = openAuth{}
-	p.Start()
-	t.Cleanup(p.Close)
+	p := newAuthProxy(t, openAuth{})
 	r := checkOne(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, user, secret)},
 		Base: trusting(o.Certificate())}, o.URL, 0)
 	assert.True(t, r.OK, "%v", r.Diagnosis)
@@ -186,10 +190,7 @@ func TestCheckProxyNeedsNoCredentials(t *testing.T) {
 func TestCheckRejectionWithoutChallenge(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t, true, nil)
-	p := proxyauthtest.NewUnstartedProxy(user, secret)
-	p.Auth = allowListAuth{}
-	p.Start()
-	t.Cleanup(p.Close)
+	p := newAuthProxy(t, allowListAuth{})
 	r := checkOne(t, proxyauth.Config{Proxies: []string{withUser(t, p.URL, user, secret)},
 		Base: trusting(o.Certificate())}, o.URL, 0)
 	assert.Equal(t, proxyauth.LayerProxyAuth, r.Diagnosis.Layer)
