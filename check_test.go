@@ -53,16 +53,6 @@ func checkOne(t *testing.T, cfg proxyauth.Config, target string, timeout time.Du
 	return results[0]
 }
 
-// newAuthProxy starts a proxy that accepts user/secret through auth.
-func newAuthProxy(t *testing.T, auth proxyauthtest.Authenticator) *proxyauthtest.Proxy {
-	t.Helper()
-	p := proxyauthtest.NewUnstartedProxy(user, secret)
-	p.Auth = auth
-	p.Start()
-	t.Cleanup(p.Close)
-	return p
-}
-
 func hostOf(t *testing.T, raw string) string {
 	t.Helper()
 	i := strings.Index(raw, "://")
