@@ -373,7 +373,7 @@ type checkRecord struct {
 	authRequired bool
 	offered      []string
 	realms       []string // of the proxy's challenges
-	scheme       string   // of the last attempt the proxy answered without a challenge
+	scheme       string   // of the last attempt the proxy did not refuse
 }
 
 func (c *checkRecord) trace() *httptrace.ClientTrace {
@@ -415,7 +415,10 @@ func (c *checkRecord) set(f func()) {
 func (c *checkRecord) hooks() Hooks {
 	return Hooks{
 		AttemptEnd: func(i AttemptInfo) {
-			if i.Err == nil && i.StatusCode != http.StatusProxyAuthRequired {
+			// An attempt the proxy did not refuse: it took the
+			// credentials, whatever happened beyond it.
+			var pae *ProxyAuthError
+			if !errors.As(i.Err, &pae) && i.StatusCode != http.StatusProxyAuthRequired {
 				c.set(func() { c.scheme = i.Scheme })
 			}
 		},

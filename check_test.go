@@ -315,6 +315,11 @@ func TestCheckStalls(t *testing.T) {
 			assert.Contains(t, r.Diagnosis.Summary, c.summary)
 			assert.NotEmpty(t, r.Diagnosis.Hints)
 			assert.Zero(t, r.StatusCode)
+			if c.proxy == good {
+				assert.Equal(t, "Basic", r.Scheme, "the proxy took the credentials: the stall was beyond it")
+			} else {
+				assert.Empty(t, r.Scheme)
+			}
 		})
 	}
 }
