@@ -15,7 +15,7 @@ import (
 
 // authState is what one proxy's requests share about authentication: the
 // current credentials, numbered by a version that grows when they change,
-// and the session that the proxy last accepted, which the next requests
+// and the login that the proxy last accepted, which the next requests
 // send at once. It is safe for concurrent use.
 type authState struct {
 	proxy    *url.URL // without userinfo
@@ -28,7 +28,7 @@ type authState struct {
 	cur   atomic.Pointer[versioned]
 	calls singleflight.Group
 
-	accepted atomic.Pointer[session]
+	accepted atomic.Pointer[proxyLogin]
 
 	// offer is what the proxy asked for in its last challenge to us, and
 	// the scheme that would answer it; nil before any challenge.
@@ -59,9 +59,9 @@ type versioned struct {
 	version uint64
 }
 
-// session is one set of credentials answering one challenge (or none, for
+// login is one set of credentials answering one challenge (or none, for
 // credentials sent before any challenge, and for SOCKS5).
-type session struct {
+type proxyLogin struct {
 	version   uint64
 	creds     Credentials
 	scheme    Scheme     // nil for SOCKS5
@@ -152,18 +152,18 @@ func (s *authState) credentials(ctx context.Context, challenges []Challenge, see
 	}
 }
 
-// keep records that the proxy accepted sess, so that the next requests
+// keep records that the proxy accepted lg, so that the next requests
 // send it at once, unless credentials newer than its own were accepted.
-func (s *authState) keep(sess *session) {
-	if sess.scheme != nil && !isBasic(sess.scheme) && !s.beyondBasic.Load() {
+func (s *authState) keep(lg *proxyLogin) {
+	if lg.scheme != nil && !isBasic(lg.scheme) && !s.beyondBasic.Load() {
 		s.beyondBasic.Store(true)
 	}
 	for {
 		cur := s.accepted.Load()
-		if cur == sess || cur != nil && cur.version > sess.version {
+		if cur == lg || cur != nil && cur.version > lg.version {
 			return
 		}
-		if s.accepted.CompareAndSwap(cur, sess) {
+		if s.accepted.CompareAndSwap(cur, lg) {
 			return
 		}
 	}

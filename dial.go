@@ -18,7 +18,7 @@ import (
 // The dial path of schemes that authenticate a connection rather than a
 // request (see ConnAuthorizer). net/http closes a connection on any
 // answer to a CONNECT but 200, and offers no way to pin a request to a
-// connection, so such a session's requests go through http.Transports of
+// connection, so such a login's requests go through http.Transports of
 // the route's own, made on first use, whose dials run the handshake:
 //
 //   - for a tunnel, a Transport without a proxy, whose dial opens the
@@ -32,7 +32,7 @@ import (
 // Either way the connection is authenticated once, and the later
 // requests on it carry no Proxy-Authorization.
 
-// connTransports are a route's Transports for connection-bound sessions.
+// connTransports are a route's Transports for connection-bound logins.
 type connTransports struct {
 	tunnel *http.Transport // no proxy: the dial opens the tunnel
 	plain  *http.Transport // through the proxy: the dial authenticates
@@ -41,17 +41,17 @@ type connTransports struct {
 // maxLegs bounds a handshake: NTLM has two legs, Kerberos one.
 const maxLegs = 4
 
-// connAuth returns the ConnAuthorizer of a's session, or nil when a's
+// connAuth returns the ConnAuthorizer of a's login, or nil when a's
 // requests go the usual way.
 func (a *attempt) connAuth() ConnAuthorizer {
-	if a.callerAuth != "" || a.sess == nil {
+	if a.callerAuth != "" || a.lg == nil {
 		return nil
 	}
-	ca, _ := a.sess.auth.(ConnAuthorizer)
+	ca, _ := a.lg.auth.(ConnAuthorizer)
 	return ca
 }
 
-// trial admits a's request. A connection-bound session whose credentials
+// trial admits a's request. A connection-bound login whose credentials
 // the proxy has not accepted yet is tried by one request at a time, the
 // others waiting for its outcome: those credentials are an account's, and
 // a domain locks an account after a few failed logins, so wrong ones are
@@ -64,7 +64,7 @@ func (a *attempt) connAuth() ConnAuthorizer {
 // trial.
 func (r *route) trial(ctx context.Context, a *attempt) (settle func(ok bool, pae *ProxyAuthError), err error) {
 	for tries := 0; ; tries++ {
-		if a.connAuth() == nil || r.auth.proven(a.sess.version) {
+		if a.connAuth() == nil || r.auth.proven(a.lg.version) {
 			return noSettle, nil
 		}
 		select {
@@ -72,7 +72,7 @@ func (r *route) trial(ctx context.Context, a *attempt) (settle func(ok bool, pae
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
-		v := a.sess.version
+		v := a.lg.version
 		switch {
 		case r.auth.proven(v):
 			<-r.trials // accepted while this request waited
@@ -93,20 +93,20 @@ func (r *route) trial(ctx context.Context, a *attempt) (settle func(ok bool, pae
 			return nil, errRefusedBefore
 		}
 		// A request before this one had these credentials refused.
-		sess, err := r.firstSession(ctx)
+		lg, err := r.firstLogin(ctx)
 		switch {
 		case err != nil:
 			return nil, err
-		case sess == nil || sess.version == v:
+		case lg == nil || lg.version == v:
 			return nil, errRefusedBefore
 		}
-		a.sess = sess
+		a.lg = lg
 	}
 }
 
 func noSettle(bool, *ProxyAuthError) {}
 
-// connTransport returns the Transport for a connection-bound session's
+// connTransport returns the Transport for a connection-bound login's
 // request, made on first use.
 func (r *route) connTransport(tunnel bool) *http.Transport {
 	ct := r.conns.Load()
@@ -162,17 +162,17 @@ func (r *route) renewConnTransports() {
 	}
 }
 
-// dialTunnel opens a tunnel to addr through the proxy for the session of
+// dialTunnel opens a tunnel to addr through the proxy for the login of
 // the attempt in ctx.
 func (r *route) dialTunnel(ctx context.Context, _, addr string) (net.Conn, error) {
 	a := attemptFrom(ctx)
 	if a == nil || a.connAuth() == nil {
-		return nil, errors.New("proxyauth: a tunnel dial without a connection-bound session")
+		return nil, errors.New("proxyauth: a tunnel dial without a connection-bound login")
 	}
 	return r.openTunnel(ctx, addr, a)
 }
 
-// openTunnel opens a tunnel to target with a's connection-bound session.
+// openTunnel opens a tunnel to target with a's connection-bound login.
 func (r *route) openTunnel(ctx context.Context, target string, a *attempt) (net.Conn, error) {
 	hs, err := a.connAuth().Handshake(ctx, AuthRequest{Method: http.MethodConnect, URI: target, Proxy: r.spec.url})
 	if err != nil {
@@ -205,13 +205,13 @@ func (r *route) openTunnel(ctx context.Context, target string, a *attempt) (net.
 }
 
 // authenticated wraps the dial of a Transport through the proxy for plain
-// requests: the connection it returns is authenticated with the session
+// requests: the connection it returns is authenticated with the login
 // of the attempt in ctx, or will be by the first request written on it.
 func (r *route) authenticated(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		a := attemptFrom(ctx)
 		if a == nil || a.connAuth() == nil {
-			return nil, errors.New("proxyauth: a plain dial without a connection-bound session")
+			return nil, errors.New("proxyauth: a plain dial without a connection-bound login")
 		}
 		target := a.uri
 		hs, err := a.connAuth().Handshake(ctx, AuthRequest{Method: http.MethodHead, URI: target, Proxy: r.spec.url})
@@ -319,11 +319,11 @@ func (r *route) handshake(ctx context.Context, conn net.Conn, a *attempt, hs Han
 		case resp.StatusCode == http.StatusProxyAuthRequired ||
 			resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header):
 			prev = r.authError(resp, tunnel, isLast)
-			c = nextLeg(prev.Challenges, a.sess.scheme.Name())
+			c = nextLeg(prev.Challenges, a.lg.scheme.Name())
 			if isLast || c == nil {
 				// The body is left unread: the connection is closed.
 				if !isLast {
-					prev.Err = errors.New("the proxy did not answer the " + a.sess.scheme.Name() + " handshake with a challenge")
+					prev.Err = errors.New("the proxy did not answer the " + a.lg.scheme.Name() + " handshake with a challenge")
 				}
 				return "", nil, r.seal(prev, a, v)
 			}

@@ -94,7 +94,7 @@ type negotiateScheme struct {
 	logins *logins // shared by the copies of the Scheme
 }
 
-// logins are the logins of one Negotiate scheme, so that its sessions
+// logins are the logins of one Negotiate scheme, so that its logins
 // share them: one ticket-granting ticket, and one service ticket per
 // proxy, for all the requests, however many start at once; and a password
 // or a key that the KDC refused is not sent to it again, lest the account
@@ -240,7 +240,7 @@ func checkSPN(spn string) error {
 	return nil
 }
 
-// login makes the Authorizer of one session: it logs in the first way
+// login makes the Authorizer of one login: it logs in the first way
 // that k and creds allow.
 func (k Kerberos) login(creds Credentials, m *logins) (Authorizer, error) {
 	if err := k.checkNames(); err != nil {
@@ -556,7 +556,7 @@ func splitPrincipal(p, defaultRealm string) (user, realm string, err error) {
 	return user, realm, nil
 }
 
-// negotiateAuthorizer is a login: the Authorizer of a Negotiate session.
+// negotiateAuthorizer is a login: the Authorizer of a Negotiate login.
 // It is safe for concurrent use.
 type negotiateAuthorizer struct {
 	k        Kerberos
@@ -588,7 +588,7 @@ func (a *negotiateAuthorizer) firstLogin(cl *client.Client, principal, what stri
 	}
 	// gokrb5 renews the ticket-granting ticket of a login in a
 	// goroutine of its own, for as long as the client is not destroyed;
-	// it must not outlive the session.
+	// it must not outlive the login.
 	runtime.AddCleanup(a, func(cl *client.Client) { cl.Destroy() }, cl)
 	a.setClient(cl, principal)
 	return nil

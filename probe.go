@@ -76,12 +76,12 @@ func (r *route) probeGet(ctx context.Context, target string) error {
 // done through the route's http.Transport because net/http offers no way
 // to open a tunnel without speaking HTTP inside it.
 func (r *route) probeConnect(ctx context.Context, target string) error {
-	sess, err := r.firstSession(ctx)
+	lg, err := r.firstLogin(ctx)
 	if err != nil {
 		return &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
 	}
 	for n := 1; ; n++ {
-		pae, err := r.connectAttempt(ctx, target, &sess)
+		pae, err := r.connectAttempt(ctx, target, &lg)
 		if pae == nil {
 			return err
 		}
@@ -89,30 +89,30 @@ func (r *route) probeConnect(ctx context.Context, target string) error {
 		if n >= r.maxAttempts {
 			return pae
 		}
-		next, err := r.nextSession(ctx, sess, pae)
+		next, err := r.nextLogin(ctx, lg, pae)
 		if err != nil || next == nil {
 			pae.Err = err
 			return pae
 		}
-		sess = next
+		lg = next
 	}
 }
 
-// connectAttempt opens a tunnel to target with *sess and closes it. It
+// connectAttempt opens a tunnel to target with *lg and closes it. It
 // returns the proxy's 407 (or 401) as pae, to be answered, and any other
-// outcome as err (nil for an open tunnel). A connection-bound session goes
+// outcome as err (nil for an open tunnel). A connection-bound login goes
 // through the dial path of requests, and its trial (see route.trial),
-// which may replace *sess.
-func (r *route) connectAttempt(ctx context.Context, target string, sess **session) (*ProxyAuthError, error) {
-	a := &attempt{sess: *sess}
+// which may replace *lg.
+func (r *route) connectAttempt(ctx context.Context, target string, lg **proxyLogin) (*ProxyAuthError, error) {
+	a := &attempt{lg: *lg}
 	if a.connAuth() == nil {
-		resp, sent, err := r.connectOnce(ctx, target, *sess)
+		resp, sent, err := r.connectOnce(ctx, target, *lg)
 		switch {
 		case err != nil:
 			return nil, err
 		case resp.StatusCode == http.StatusOK:
-			if *sess != nil {
-				r.auth.keep(*sess)
+			if *lg != nil {
+				r.auth.keep(*lg)
 			}
 			return nil, nil
 		case resp.StatusCode == http.StatusProxyAuthRequired, resp.StatusCode == http.StatusUnauthorized:
@@ -124,12 +124,12 @@ func (r *route) connectAttempt(ctx context.Context, target string, sess **sessio
 	if err != nil {
 		return nil, &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
 	}
-	*sess = a.sess
+	*lg = a.lg
 	conn, err := r.openTunnel(ctx, target, a)
 	var pae *ProxyAuthError
 	if err == nil {
 		settle(true, nil)
-		r.auth.keep(a.sess)
+		r.auth.keep(a.lg)
 		return nil, conn.Close()
 	}
 	if errors.As(err, &pae) && pae.StatusCode != 0 {
@@ -144,7 +144,7 @@ func (r *route) connectAttempt(ctx context.Context, target string, sess **sessio
 }
 
 // connectOnce sends one CONNECT and reads its answer.
-func (r *route) connectOnce(ctx context.Context, target string, sess *session) (*http.Response, bool, error) {
+func (r *route) connectOnce(ctx context.Context, target string, lg *proxyLogin) (*http.Response, bool, error) {
 	conn, err := r.dialProxy(ctx)
 	if err != nil {
 		return nil, false, err
@@ -158,7 +158,7 @@ func (r *route) connectOnce(ctx context.Context, target string, sess *session) (
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	req := &http.Request{Method: http.MethodConnect, URL: nil, Host: target, Header: http.Header{}}
-	a := &attempt{sess: sess}
+	a := &attempt{lg: lg}
 	auth, err := a.proxyAuthorization(AuthRequest{Method: http.MethodConnect, URI: target})
 	if err != nil {
 		return nil, false, &ProxyAuthError{Proxy: r.spec.url, Tunnel: true, Err: err}
@@ -192,13 +192,13 @@ func ctxOr(ctx context.Context, err error) error {
 // probeSOCKS opens a SOCKS5 connection to target through the proxy with
 // its credentials, and closes it.
 func (r *route) probeSOCKS(ctx context.Context, target string) error {
-	sess, err := r.firstSession(ctx)
+	lg, err := r.firstLogin(ctx)
 	if err != nil {
 		return &ProxyAuthError{Proxy: r.spec.url, Err: err}
 	}
 	var auth *proxy.Auth
-	if sess != nil {
-		auth = &proxy.Auth{User: sess.creds.Username, Password: sess.creds.Password}
+	if lg != nil {
+		auth = &proxy.Auth{User: lg.creds.Username, Password: lg.creds.Password}
 	}
 	d, err := proxy.SOCKS5("tcp", proxyAddr(r.spec), auth, contextDialer(r.template.DialContext))
 	if err != nil {

@@ -37,7 +37,7 @@ type route struct {
 	template *http.Transport
 	rt       atomic.Pointer[http.Transport]
 
-	// conns are the Transports of connection-bound sessions (dial.go),
+	// conns are the Transports of connection-bound logins (dial.go),
 	// made on first use; connsMu serialises their making.
 	conns   atomic.Pointer[connTransports]
 	connsMu sync.Mutex
@@ -64,11 +64,11 @@ type attemptKey struct{}
 type attempt struct {
 	context.Context // the caller's
 
-	sess       *session // credentials for the proxy hop; nil for none
-	callerAuth string   // a Proxy-Authorization value the caller set; it takes the place of sess
-	last       bool     // no attempt follows this one, whatever the answer
-	tunnel     bool     // the request goes through a CONNECT tunnel
-	uri        string   // a plain request's target, for a connection-bound handshake
+	lg         *proxyLogin // credentials for the proxy hop; nil for none
+	callerAuth string      // a Proxy-Authorization value the caller set; it takes the place of lg
+	last       bool        // no attempt follows this one, whatever the answer
+	tunnel     bool        // the request goes through a CONNECT tunnel
+	uri        string      // a plain request's target, for a connection-bound handshake
 
 	conn atomic.Pointer[net.Conn] // the new connection whose CONNECT answer is awaited
 
@@ -95,18 +95,18 @@ func (a *attempt) gotConnection(i httptrace.GotConnInfo) {
 	a.reused.Store(i.Reused)
 }
 
-// newAttempt returns an attempt sending sess. A tunnel's carries a
+// newAttempt returns an attempt sending lg. A tunnel's carries a
 // ClientTrace, in the same allocation; a plain request's, which has no
 // use for one, is the smaller for it.
-func newAttempt(tunnel bool, sess *session) *attempt {
+func newAttempt(tunnel bool, lg *proxyLogin) *attempt {
 	if !tunnel {
-		return &attempt{sess: sess}
+		return &attempt{lg: lg}
 	}
 	t := &struct {
 		a     attempt
 		trace httptrace.ClientTrace
 	}{}
-	t.a.sess, t.a.trace = sess, &t.trace
+	t.a.lg, t.a.trace = lg, &t.trace
 	return &t.a
 }
 
@@ -130,10 +130,10 @@ func (a *attempt) proxyAuthorization(r AuthRequest) (string, error) {
 	if a.callerAuth != "" {
 		return a.callerAuth, nil
 	}
-	if a.sess == nil || a.sess.auth == nil {
+	if a.lg == nil || a.lg.auth == nil {
 		return "", nil
 	}
-	return a.sess.auth.Authorize(r)
+	return a.lg.auth.Authorize(r)
 }
 
 func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds CredentialsFunc, obs *observer) *route {
@@ -164,13 +164,13 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 	r.auth.obs = obs
 	proxyURL := spec.url
 	t.Proxy = func(req *http.Request) (*url.URL, error) {
-		// A session's URL carries its credentials: net/http sends them in
+		// A login's URL carries its credentials: net/http sends them in
 		// the SOCKS5 handshake, and for a plain request through an HTTP
 		// proxy as Basic, which spares cloning the request to add the
 		// field. For a tunnel, GetProxyConnectHeader adds them.
-		if a := attemptFrom(req.Context()); a != nil && a.sess != nil && a.sess.proxyURL != nil &&
+		if a := attemptFrom(req.Context()); a != nil && a.lg != nil && a.lg.proxyURL != nil &&
 			(spec.socks() || req.URL.Scheme == "http") {
-			return a.sess.proxyURL, nil
+			return a.lg.proxyURL, nil
 		}
 		return proxyURL, nil
 	}
@@ -348,7 +348,7 @@ func (r *route) onConnectResponse(next func(context.Context, *url.URL, *http.Req
 			return nil
 		case http.StatusProxyAuthRequired, http.StatusUnauthorized:
 			pae := r.authError(resp, true, req.Header.Get("Proxy-Authorization") != "")
-			if a != nil && a.sess != nil && a.callerAuth == "" && !a.last {
+			if a != nil && a.lg != nil && a.callerAuth == "" && !a.last {
 				// This error may never reach a request: net/http gives a
 				// waiting request whichever comes first, its dial or an
 				// idle connection, and a tunnel opened with the old
@@ -356,7 +356,7 @@ func (r *route) onConnectResponse(next func(context.Context, *url.URL, *http.Req
 				// here (a refresh, which closes the old tunnels), lest the
 				// old tunnels hide it; the request that gets this error
 				// then finds the new credentials without another call.
-				_, _ = r.nextSession(ctx, a.sess, pae)
+				_, _ = r.nextLogin(ctx, a.lg, pae)
 			}
 			return pae
 		}
@@ -397,12 +397,12 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 		// and leave any 407 to the caller.
 		a.callerAuth = callerAuth
 	} else {
-		sess, err := r.firstSession(req.Context())
+		lg, err := r.firstLogin(req.Context())
 		if err != nil {
 			closeBody(req)
 			return nil, r.credentialsError(err, tunnel, 0)
 		}
-		a.sess = sess
+		a.lg = lg
 	}
 	for n := 1; ; n++ {
 		a.last = n >= r.maxAttempts
@@ -425,7 +425,7 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		if pae == nil {
-			if a.sess != nil {
+			if a.lg != nil {
 				r.auth.keep(r.nextNonce(a, resp))
 			}
 			return resp, nil
@@ -438,13 +438,13 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// Even when this request cannot be resent, the answer is worth
 		// having: the next requests use it.
-		prev := a.sess
+		prev := a.lg
 		if a.connAuth() != nil && !pae.Rejected {
 			// The proxy forgot the login of the connection: the
 			// credentials were not refused, and go again on a new one.
 			prev = nil
 		}
-		next, err := r.nextSession(req.Context(), prev, pae)
+		next, err := r.nextLogin(req.Context(), prev, pae)
 		switch {
 		case err != nil:
 			pae.Err = err
@@ -468,8 +468,8 @@ func (r *route) attemptInfo(req *http.Request, a *attempt, n int) AttemptInfo {
 	case req.URL.Scheme == "http":
 		i.Phase = "plain"
 	}
-	if a.sess != nil && a.sess.scheme != nil {
-		i.Scheme = a.sess.scheme.Name()
+	if a.lg != nil && a.lg.scheme != nil {
+		i.Scheme = a.lg.scheme.Name()
 	}
 	return i
 }
@@ -517,9 +517,9 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 		// credentials from a proxy that forgot a connection's login.
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: a.gotConnection})
 	}
-	// A Basic session's credentials go in the proxy URL (see the Proxy
+	// A Basic login's credentials go in the proxy URL (see the Proxy
 	// hook), unless the caller's own field takes their place.
-	viaURL := plain && a.callerAuth == "" && a.sess != nil && a.sess.proxyURL != nil
+	viaURL := plain && a.callerAuth == "" && a.lg != nil && a.lg.proxyURL != nil
 	var header string
 	if plain && !viaURL && ca == nil {
 		var err error
@@ -560,7 +560,7 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 			r.seal(pae, a, header)
 			return nil, pae, nil
 		case isSOCKSAuthError(err):
-			return nil, &ProxyAuthError{Proxy: r.spec.url, Rejected: a.sess != nil, Err: err}, nil
+			return nil, &ProxyAuthError{Proxy: r.spec.url, Rejected: a.lg != nil, Err: err}, nil
 		}
 		return nil, nil, r.seal(r.failure(req.Context(), err, a, plain), a, header)
 	}
@@ -597,16 +597,16 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	return resp, nil, nil
 }
 
-// firstSession returns the credentials to send with a request before the
-// proxy has asked: the session it accepted last (renewed with the current
+// firstLogin returns the credentials to send with a request before the
+// proxy has asked: the login it accepted last (renewed with the current
 // credentials if they changed since), or, unless the configuration says to
 // wait for a challenge, a new one of a scheme that needs no challenge. nil
 // means none.
 //
-// The accepted session counts only while the proxy's last challenge asks
+// The accepted login counts only while the proxy's last challenge asks
 // for its scheme: a proxy that accepted Basic and has since asked for
 // Digest alone gets no more Basic.
-func (r *route) firstSession(ctx context.Context) (*session, error) {
+func (r *route) firstLogin(ctx context.Context) (*proxyLogin, error) {
 	acc := r.auth.accepted.Load()
 	cur := r.auth.current()
 	off := r.auth.offer.Load()
@@ -647,7 +647,7 @@ func (r *route) firstSession(ctx context.Context) (*session, error) {
 	}
 	switch {
 	case r.spec.socks():
-		return r.withURL(&session{version: cur.version, creds: cur.creds}), nil
+		return r.withURL(&proxyLogin{version: cur.version, creds: cur.creds}), nil
 	case acc != nil:
 		// The credentials changed since the proxy accepted acc: answer
 		// the same challenge with the new ones.
@@ -681,7 +681,7 @@ func (r *route) unrefused(ctx context.Context, cur *versioned, challenges []Chal
 	return next, nil
 }
 
-// preemptive returns a session to send before the proxy has asked, or
+// preemptive returns a login to send before the proxy has asked, or
 // nil. Before the proxy's first challenge that is the first allowed scheme
 // that needs no challenge (Basic, by default). After it, it is the scheme
 // that answers the proxy's last challenge best, so that a proxy that asked
@@ -689,13 +689,13 @@ func (r *route) unrefused(ctx context.Context, cur *versioned, challenges []Chal
 // cannot answer first: the request goes without). A connection-bound
 // scheme (NTLM, Negotiate) answers the last challenge again on each new
 // connection; one that cannot start here gives way to the next offered.
-func (r *route) preemptive(cur *versioned, off *offer) (*session, error) {
+func (r *route) preemptive(cur *versioned, off *offer) (*proxyLogin, error) {
 	if off == nil {
 		scheme, auth, err := r.schemes.preemptive(cur.creds)
 		if err != nil || auth == nil {
 			return nil, err
 		}
-		return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}), nil
+		return r.withURL(&proxyLogin{version: cur.version, creds: cur.creds, scheme: scheme, auth: auth}), nil
 	}
 	cands, err := r.schemes.ranked(off.challenges)
 	if err != nil {
@@ -717,7 +717,7 @@ func (r *route) preemptive(cur *versioned, off *offer) (*session, error) {
 			}
 		}
 		if err == nil && auth != nil {
-			return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: c.scheme, challenge: c.challenge, auth: auth}), nil
+			return r.withURL(&proxyLogin{version: cur.version, creds: cur.creds, scheme: c.scheme, challenge: c.challenge, auth: auth}), nil
 		}
 		if err != nil {
 			skipped = append(skipped, fmt.Errorf("%s: %w", c.scheme.Name(), err))
@@ -753,8 +753,8 @@ func (r *route) downgradeError(s Scheme) error {
 		"set Config.AllowBasicDowngrade if the proxy was reconfigured)", ErrNoAcceptableScheme, ErrSchemeDowngrade)
 }
 
-// start returns a session of scheme answering c with cur.
-func (r *route) start(scheme Scheme, c *Challenge, cur *versioned) (*session, error) {
+// start returns a login of scheme answering c with cur.
+func (r *route) start(scheme Scheme, c *Challenge, cur *versioned) (*proxyLogin, error) {
 	if r.auth.refused(cur.version) {
 		return nil, errRefusedBefore
 	}
@@ -762,12 +762,12 @@ func (r *route) start(scheme Scheme, c *Challenge, cur *versioned) (*session, er
 	if err != nil || auth == nil {
 		return nil, err
 	}
-	return r.withURL(&session{version: cur.version, creds: cur.creds, scheme: scheme, challenge: c, auth: auth}), nil
+	return r.withURL(&proxyLogin{version: cur.version, creds: cur.creds, scheme: scheme, challenge: c, auth: auth}), nil
 }
 
 // withURL sets the proxy URL with s's credentials in it, for a SOCKS5
-// session or a Basic one, and returns s.
-func (r *route) withURL(s *session) *session {
+// login or a Basic one, and returns s.
+func (r *route) withURL(s *proxyLogin) *proxyLogin {
 	if _, basic := s.scheme.(basicScheme); basic || r.spec.socks() {
 		u := *r.spec.url
 		u.User = url.UserPassword(s.creds.Username, s.creds.Password)
@@ -776,7 +776,7 @@ func (r *route) withURL(s *session) *session {
 	return s
 }
 
-// nextSession returns the credentials to answer a 407 with, given what the
+// nextLogin returns the credentials to answer a 407 with, given what the
 // refused attempt sent (prev, nil for nothing): the same credentials
 // answering a new nonce when the old one merely expired, the same ones in
 // a scheme the proxy prefers, or refreshed ones when the proxy refused
@@ -785,7 +785,7 @@ func (r *route) withURL(s *session) *session {
 // The strongest offered scheme is used; one that cannot even start here
 // (Negotiate without a ticket, say) gives way to the next, and when none
 // can, the error says why each could not.
-func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthError) (*session, error) {
+func (r *route) nextLogin(ctx context.Context, prev *proxyLogin, pae *ProxyAuthError) (*proxyLogin, error) {
 	if prev != nil && prev.auth != nil {
 		if rn, ok := prev.auth.(renewer); ok {
 			for i, c := range pae.Challenges {
@@ -793,7 +793,7 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 					continue
 				}
 				if auth, ok := rn.renew(c); ok {
-					return &session{version: prev.version, creds: prev.creds, scheme: prev.scheme,
+					return &proxyLogin{version: prev.version, creds: prev.creds, scheme: prev.scheme,
 						challenge: &pae.Challenges[i], auth: auth}, nil
 				}
 			}
@@ -813,7 +813,7 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 		case prev != nil && cur.creds == prev.creds:
 			return nil, errSameCredentials
 		}
-		return r.withURL(&session{version: cur.version, creds: cur.creds}), nil
+		return r.withURL(&proxyLogin{version: cur.version, creds: cur.creds}), nil
 	}
 	cands, err := r.schemes.ranked(pae.Challenges)
 	if err != nil {
@@ -849,7 +849,7 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 		case rejected && cur.creds == prev.creds:
 			return nil, errSameCredentials
 		}
-		sess, err := r.start(c.scheme, c.challenge, cur)
+		lg, err := r.start(c.scheme, c.challenge, cur)
 		switch {
 		case errors.Is(err, errRefusedBefore):
 			return nil, err
@@ -857,17 +857,17 @@ func (r *route) nextSession(ctx context.Context, prev *session, pae *ProxyAuthEr
 			skipped = append(skipped, fmt.Errorf("%s: %w", c.scheme.Name(), err))
 			continue
 		}
-		return sess, nil
+		return lg, nil
 	}
 	return nil, skippedError(skipped)
 }
 
-// nextNonce returns the session to keep after a success: the one sent, or
+// nextNonce returns the login to keep after a success: the one sent, or
 // its successor when the proxy named the next Digest nonce in a
 // Proxy-Authentication-Info field. For a tunnel only the CONNECT's answer
 // counts: the response is the origin's, which must not steer the proxy's
 // nonces.
-func (r *route) nextNonce(a *attempt, resp *http.Response) *session {
+func (r *route) nextNonce(a *attempt, resp *http.Response) *proxyLogin {
 	var info string
 	switch p := a.authInfo.Load(); {
 	case p != nil:
@@ -876,16 +876,16 @@ func (r *route) nextNonce(a *attempt, resp *http.Response) *session {
 		info = resp.Header.Get("Proxy-Authentication-Info")
 	}
 	if info == "" {
-		return a.sess
+		return a.lg
 	}
-	if nx, ok := a.sess.auth.(nexter); ok {
+	if nx, ok := a.lg.auth.(nexter); ok {
 		if auth, ok := nx.next(info); ok {
-			s := *a.sess
+			s := *a.lg
 			s.auth = auth
 			return &s
 		}
 	}
-	return a.sess
+	return a.lg
 }
 
 // credentialsError is the error for credentials that could not be had.

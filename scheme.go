@@ -36,8 +36,8 @@ type Scheme interface {
 }
 
 // Authorizer makes the Proxy-Authorization values of one authentication
-// session: one challenge answered with one set of credentials. It must be
-// safe for concurrent use, since requests share the session of their proxy.
+// login: one challenge answered with one set of credentials. It must be
+// safe for concurrent use, since requests share the login of their proxy.
 type Authorizer interface {
 	// Authorize returns the Proxy-Authorization value for a request.
 	Authorize(r AuthRequest) (string, error)
@@ -62,7 +62,7 @@ type AuthRequest struct {
 
 // ConnAuthorizer is the Authorizer of a scheme that authenticates a
 // connection rather than a request, such as [NTLM] and [Negotiate]. For
-// its sessions the Transport opens the connections to the proxy itself
+// its logins the Transport opens the connections to the proxy itself
 // and runs a [Handshake] on each before net/http uses it: for a tunnel,
 // the CONNECT legs, after which net/http gets the open tunnel; for a
 // plain http:// request, the legs before the last, whose value goes with

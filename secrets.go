@@ -45,11 +45,11 @@ func untrusted(s string) string { return redact.Truncate(s, maxQuoted) }
 // Proxy-Authorization values sent (header, the caller's own, a CONNECT's).
 // The forms are computed when first needed.
 func (r *route) sentSecrets(a *attempt, header string) *redact.Secrets {
-	var sess *session
+	var lg *proxyLogin
 	var callerAuth string
 	var connectAuth *string
 	if a != nil {
-		sess, callerAuth, connectAuth = a.sess, a.callerAuth, a.sentAuth.Load()
+		lg, callerAuth, connectAuth = a.lg, a.callerAuth, a.sentAuth.Load()
 	}
 	cur, acc := r.auth.current(), r.auth.accepted.Load()
 	return redact.Lazy(func() []string {
@@ -57,7 +57,7 @@ func (r *route) sentSecrets(a *attempt, header string) *redact.Secrets {
 		if connectAuth != nil {
 			forms = append(forms, redact.HeaderForms(*connectAuth)...)
 		}
-		for _, c := range []*Credentials{sessCreds(sess), versionedCreds(cur), sessCreds(acc)} {
+		for _, c := range []*Credentials{sessCreds(lg), versionedCreds(cur), sessCreds(acc)} {
 			if c != nil {
 				forms = append(forms, redact.CredentialForms(c.Username, c.Password)...)
 			}
@@ -66,7 +66,7 @@ func (r *route) sentSecrets(a *attempt, header string) *redact.Secrets {
 	})
 }
 
-func sessCreds(s *session) *Credentials {
+func sessCreds(s *proxyLogin) *Credentials {
 	if s == nil {
 		return nil
 	}
@@ -85,10 +85,10 @@ func versionedCreds(v *versioned) *Credentials {
 // credentials alone give (Basic, Bearer), which seal knows anyway: this
 // spares the common case an allocation.
 func (a *attempt) recordSent(v string) {
-	if a.callerAuth != "" || a.sess == nil {
+	if a.callerAuth != "" || a.lg == nil {
 		return
 	}
-	if _, fixed := a.sess.auth.(fixedAuthorizer); !fixed {
+	if _, fixed := a.lg.auth.(fixedAuthorizer); !fixed {
 		a.sentAuth.Store(&v)
 	}
 }
