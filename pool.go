@@ -503,9 +503,10 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		resp, err := m.route.roundTrip(try)
 		m.observe(start, resp, err, single, sendsCaller)
 		if err == nil {
-			resp.Request = req
-			if caller {
-				resp.Request = servedBy(req, m.route)
+			if try != req {
+				// The Request of the response is the caller's, in the
+				// context that names its proxy.
+				resp.Request = req.WithContext(resp.Request.Context())
 			}
 			return resp, nil
 		}

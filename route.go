@@ -88,7 +88,20 @@ type attempt struct {
 	connectAnswered atomic.Bool
 	authInfo        atomic.Pointer[string] // Proxy-Authentication-Info of the CONNECT's 200
 	sentAuth        atomic.Pointer[string] // the CONNECT's Proxy-Authorization value, masked in errors
+
+	// served is the response this attempt got, whose Request's context
+	// is the attempt, and route the route that sent it: see routeOf.
+	served *http.Response
+	route  *route
 }
+
+// String names the attempt without its fields, some of which are
+// credentials: the attempt is the context of a response's Request, which
+// a caller may print.
+func (a *attempt) String() string { return fmt.Sprint(a.Context) + ".WithValue(proxyauth.attempt)" }
+
+// GoString is String, for %#v.
+func (a *attempt) GoString() string { return a.String() }
 
 func (a *attempt) gotConnection(i httptrace.GotConnInfo) {
 	a.gotConn.Store(true)
@@ -564,9 +577,17 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 		}
 		return nil, nil, r.seal(r.failure(req.Context(), err, a, plain), a, header)
 	}
-	// The response must not carry our clone, whose header holds the
-	// credentials, back to the caller.
-	resp.Request = req
+	// The response's Request is the caller's request as sent, in a
+	// context that holds this attempt, for ProxyOf: our clone itself
+	// when its header is the caller's, which costs nothing more, and a
+	// copy of the caller's request otherwise, so that no credential of
+	// ours comes back.
+	if callerSet || header != "" {
+		resp.Request = req.WithContext(ctx)
+	} else {
+		resp.Request = out
+	}
+	a.served, a.route = resp, r
 	if plain && (resp.StatusCode == http.StatusProxyAuthRequired ||
 		resp.StatusCode == http.StatusUnauthorized && proxyMade(resp.Header)) {
 		pae := r.authError(resp, false, header != "" || viaURL || ca != nil && !a.reused.Load())

@@ -1,7 +1,6 @@
 package proxyauth
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -228,11 +227,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		send = withoutProxyAuth(req) // meant for the proxy of the redirect's first request
 	}
 	resp, err := r.roundTrip(send)
-	if err != nil {
-		return nil, err
+	if err == nil && send != req {
+		resp.Request = req.WithContext(resp.Request.Context())
 	}
-	resp.Request = servedBy(req, r)
-	return resp, nil
+	return resp, err
 }
 
 // routeFor returns the route for req under environment configuration, or
@@ -299,16 +297,36 @@ func withoutProxyAuth(req *http.Request) *http.Request {
 	return out
 }
 
-// servedKey is the context key of the route that served a request that
-// carried the caller's own Proxy-Authorization field.
-type servedKey struct{}
+// ProxyOf returns the proxy that served resp, without userinfo; nil for a
+// direct connection or a response that a Transport did not return.
+//
+// It works for every configuration (fixed proxies, a pool, the
+// environment, a PAC script), after failover too, and for the response of
+// each redirect that http.Client follows. It reads the context of
+// resp.Request, which the Transport sets to the request as it was sent to
+// the proxy: a shallow copy of the caller's request (the same URL, header
+// and context values). That copy is the one net/http was given, so it
+// costs nothing, except for a plain http:// request whose credentials
+// travel in its header (Digest, Bearer): then the header net/http sent is
+// not the caller's, and the copy is one allocation more.
+func ProxyOf(resp *http.Response) *url.URL {
+	if r := routeOf(resp); r != nil {
+		return r.spec.url
+	}
+	return nil
+}
 
-// servedBy returns a copy of req, for the Request of its response, that
-// names r as the route that served it, so that the redirects http.Client
-// makes from that response can tell which proxy the caller's field was
-// for. Only requests that carry such a field pay for the copy.
-func servedBy(req *http.Request, r *route) *http.Request {
-	return req.WithContext(context.WithValue(req.Context(), servedKey{}, r))
+// routeOf returns the route that served resp, or nil. The attempt in
+// resp.Request's context must be resp's own: a caller may make a request
+// in the context of an older response's request.
+func routeOf(resp *http.Response) *route {
+	if resp == nil || resp.Request == nil {
+		return nil
+	}
+	if a := attemptFrom(resp.Request.Context()); a != nil && a.served == resp {
+		return a.route
+	}
+	return nil
 }
 
 // firstRoute returns the route that served the first request of the
@@ -317,11 +335,12 @@ func servedBy(req *http.Request, r *route) *http.Request {
 // alone. nil means the first request went directly, or not through this
 // Transport.
 func firstRoute(req *http.Request) *route {
+	var first *http.Response
 	for i := 0; i < 64 && req.Response != nil && req.Response.Request != nil; i++ {
-		req = req.Response.Request
+		first = req.Response
+		req = first.Request
 	}
-	r, _ := req.Context().Value(servedKey{}).(*route)
-	return r
+	return routeOf(first)
 }
 
 // proxyAuthorization returns the first Proxy-Authorization value of h. It

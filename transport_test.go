@@ -229,7 +229,12 @@ func TestRequestUnchangedAndBodyClosed(t *testing.T) {
 						b, _ := io.ReadAll(resp.Body)
 						resp.Body.Close()
 						assert.Equal(t, "payload", string(b))
-						assert.Same(t, req, resp.Request, "resp.Request is the caller's request")
+						// resp.Request is the caller's request as sent, in a
+						// context that names the proxy (ProxyOf).
+						assert.Same(t, req.URL, resp.Request.URL)
+						assert.Equal(t, req.Method, resp.Request.Method)
+						assert.Equal(t, req.Header, resp.Request.Header)
+						assert.NotNil(t, proxyauth.ProxyOf(resp))
 					}
 					assert.Equal(t, int32(1), body.closes.Load(), "request body closes")
 					assert.Equal(t, before.Header, req.Header)
