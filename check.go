@@ -591,6 +591,7 @@ func (o *observer) plus(extra Hooks) *observer {
 	user := o.hooks
 	out.hooks.AttemptStart, out.hooks.CredentialsRefreshed = user.AttemptStart, user.CredentialsRefreshed
 	out.hooks.Failover, out.hooks.ProxyStateChanged = user.Failover, user.ProxyStateChanged
+	out.hooks.SessionMoved, out.hooks.Ban = user.SessionMoved, user.Ban
 	if f, g := user.AttemptEnd, extra.AttemptEnd; f != nil {
 		out.hooks.AttemptEnd = func(i AttemptInfo) { f(i); g(i) }
 	}

@@ -30,6 +30,12 @@ type Hooks struct {
 	// ProxyStateChanged is called when a proxy of a pool is ejected,
 	// marked auth-failed, or readmitted.
 	ProxyStateChanged func(ProxyStateInfo)
+	// SessionMoved is called when a session (see [WithSession]) moves
+	// to a new exit.
+	SessionMoved func(SessionInfo)
+	// Ban is called when PoolConfig.Banned says that a proxy's exit is
+	// blocked for a host.
+	Ban func(BanInfo)
 }
 
 // AttemptInfo describes one request sent to a proxy.
@@ -121,6 +127,39 @@ type ProxyStateInfo struct {
 	Err error
 }
 
+// SessionInfo describes a session moving to a new exit.
+type SessionInfo struct {
+	// ID is the session's id, as given to WithSession.
+	ID string
+	// From is the proxy of the exit it leaves, without userinfo; To the
+	// proxy of the new one (the same, for a gateway that gives a new
+	// session username a new exit).
+	From, To *url.URL
+	// Reason is why: "failed" (the proxy failed and the request failed
+	// over), "banned" (PoolConfig.Banned said so) or "expired" (unused
+	// for PoolConfig.SessionTTL; From is then the old exit, and To the
+	// one the new session starts on).
+	Reason string
+	// Moves counts the session's moves so far, this one included; 0 for
+	// a session that expired and starts anew.
+	Moves int
+}
+
+// BanInfo describes an exit that a host blocked.
+type BanInfo struct {
+	// Proxy is the proxy, without userinfo.
+	Proxy *url.URL
+	// Host is the target host that blocked it; other hosts keep using
+	// the proxy.
+	Host string
+	// Until is when the proxy may serve Host again.
+	Until time.Time
+	// Bans counts the bans of the proxy for Host, this one included.
+	Bans uint64
+	// StatusCode is the status of the banned response.
+	StatusCode int
+}
+
 // observer sends what happens to the Logger and the Hooks of a Config.
 type observer struct {
 	log   *slog.Logger
@@ -137,7 +176,8 @@ func (o *observer) enabled(level slog.Level) bool {
 func newObserver(cfg *Config) *observer {
 	h := cfg.Hooks
 	if cfg.Logger == nil && h.AttemptStart == nil && h.AttemptEnd == nil && h.Challenge == nil &&
-		h.CredentialsRefreshed == nil && h.Failover == nil && h.ProxyStateChanged == nil {
+		h.CredentialsRefreshed == nil && h.Failover == nil && h.ProxyStateChanged == nil &&
+		h.SessionMoved == nil && h.Ban == nil {
 		return nil
 	}
 	return &observer{log: cfg.Logger, hooks: h}
@@ -257,4 +297,28 @@ func (o *observer) stateChanged(i ProxyStateInfo) {
 		attrs = append(attrs, slog.Time("until", i.Until))
 	}
 	o.record(level, msg, attrs...)
+}
+
+func (o *observer) sessionMoved(i SessionInfo) {
+	if o == nil {
+		return
+	}
+	if o.hooks.SessionMoved != nil {
+		o.hooks.SessionMoved(i)
+	}
+	o.record(slog.LevelInfo, "proxyauth: session moved", slog.String("session", i.ID),
+		slog.String("from", hopName(i.From)), slog.String("to", hopName(i.To)),
+		slog.String("reason", i.Reason), slog.Int("moves", i.Moves))
+}
+
+func (o *observer) banned(i BanInfo) {
+	if o == nil {
+		return
+	}
+	if o.hooks.Ban != nil {
+		o.hooks.Ban(i)
+	}
+	o.record(slog.LevelWarn, "proxyauth: exit banned", slog.String("proxy", i.Proxy.String()),
+		slog.String("host", i.Host), slog.Time("until", i.Until), slog.Uint64("bans", i.Bans),
+		slog.Int("status", i.StatusCode))
 }
