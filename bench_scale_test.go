@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/proxyauth/proxyauth"
 )
@@ -90,5 +91,44 @@ func BenchmarkPick(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestNewHeapPerProxy checks that a pool of 100,000 proxies costs its
+// parsing alone, at most 300 bytes of heap per proxy, before any request.
+func TestNewHeapPerProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a pool of 100,000 proxies")
+	}
+	const n = 100000
+	cfg := proxyauth.Config{Proxies: manyProxies(n)}
+	start := time.Now()
+	mem := heapOf(t, func() *proxyauth.Transport {
+		tr, err := proxyauth.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	})
+	t.Logf("New with %d proxies: %.0f B/proxy (%v with the collections)", n, float64(mem)/n, time.Since(start))
+	if per := float64(mem) / n; per > 300 {
+		t.Errorf("New with %d proxies keeps %.0f bytes of heap per proxy, want at most 300", n, per)
+	}
+}
+
+// BenchmarkHoldRoute measures what a request adds to the pick to reach its
+// proxy's live route: holding it and letting it go (the request has read
+// the clock already), from 10 to 100,000 proxies.
+func BenchmarkHoldRoute(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		tr := newTransport(b, proxyauth.Config{Proxies: manyProxies(n)})
+		now := time.Now()
+		proxyauth.HoldRoute(tr, 0, now) // made once: the benchmark measures a live route
+		b.Run("proxies="+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				proxyauth.HoldRoute(tr, 0, now)
+			}
+		})
 	}
 }
