@@ -33,7 +33,7 @@ type identity struct {
 	// base is the version of the proxy's credentials that the identity's
 	// current ones come from.
 	base atomic.Uint64
-	gone bool // released with its route; guarded by the routeSet's mu
+	gone atomic.Bool // released with its route: set under the routeSet's mu
 }
 
 // routeAs returns m's live route for identity, made if there is none, held
@@ -48,8 +48,9 @@ func (m *member) routeAs(identity string, username func(string) string, now time
 	if identity == "" {
 		return m.set.hold(m, nil, now)
 	}
-	// An identity released between its lookup and its hold is made anew:
-	// a new one has no route to be released with, so a second try holds.
+	// An identity released between its lookup and its hold is made anew
+	// (the lookup passes over a released one): a new one has no route to
+	// be released with, so a second try holds.
 	for {
 		if r := m.set.hold(m, m.identity(identity, username), now); r != nil {
 			return r
@@ -74,7 +75,7 @@ func (m *member) identity(key string, username func(string) string) *identity {
 	l := m.more()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if id := l.idents[key]; id != nil {
+	if id := l.idents[key]; id != nil && !id.gone.Load() {
 		return id
 	}
 	id := &identity{key: key}

@@ -124,7 +124,7 @@ func (s *routeSet) make(m *member, id *identity, slot *atomic.Pointer[route], t 
 		cur.refs.Add(-1)
 		slot.CompareAndSwap(cur, nil)
 	}
-	if id != nil && id.gone {
+	if id != nil && id.gone.Load() {
 		s.mu.Unlock()
 		return nil
 	}
@@ -208,7 +208,7 @@ func (s *routeSet) removeLocked(r *route) {
 	s.live = s.live[:len(s.live)-1]
 	r.owner.slot(r.id).CompareAndSwap(r, nil)
 	if r.id != nil {
-		r.id.gone = true
+		r.id.gone.Store(true)
 		r.owner.forget(r.id)
 	}
 }
