@@ -1,6 +1,7 @@
 package proxyauth_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -161,4 +162,69 @@ func TestIdentityRefusedRefreshesTheProxysCredentials(t *testing.T) {
 	_, count := log.connections()
 	assert.Equal(t, 3, count[user+"-session-a"], "sent, refused, sent again")
 	assert.Equal(t, 1, count[user], "the proxy's own credentials were not refused first: they were new")
+}
+
+// TestIdentitiesReleasedDuringRequests releases the routes over and over
+// while goroutines send as three identities: every request succeeds with
+// its identity's credentials, and the CredentialsFunc is asked once.
+func TestIdentitiesReleasedDuringRequests(t *testing.T) {
+	const workers, each = 4, 30
+	o := newOrigin(t, false, nil)
+	p := newProxy(t, user, secret)
+	ids := []string{"a", "b", "c"}
+	for _, id := range ids {
+		p.AddCredentials(proxyauthtestCreds(session(id)(user), secret))
+	}
+	v := &vault{password: secret}
+	_, tr := poolClient(t, proxyauth.Config{Proxies: []string{p.URL}, Credentials: v.credentials}, nil)
+	stop, released := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(released)
+		for n := 0; n < 10_000_000; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+				proxyauth.ReleaseRoutes(tr)
+			}
+		}
+		<-stop
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				id := ids[(w+i)%len(ids)]
+				req, err := http.NewRequest(http.MethodGet, o.URL, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp, err := proxyauth.SendAs(tr, 0, id, session(id), req)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("as %q: status %s", id, resp.Status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-released
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	assert.Equal(t, 1, v.count())
+	for i, r := range p.Requests() {
+		if !r.Authorized {
+			t.Errorf("request %d was refused", i)
+		}
+	}
 }
