@@ -219,33 +219,27 @@ func (h checkHop) credentials() bool {
 // or the environment names for u.
 func (t *Transport) checkHops(ctx context.Context, u *url.URL) ([]checkHop, error) {
 	req := (&http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: http.Header{}}).WithContext(ctx)
-	var routes []*route
+	var members []*member
 	switch {
 	case t.pac != nil:
 		list, err := t.pac.list(req)
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range list {
-			var r *route
-			if m != nil {
-				r = m.route
-			}
-			routes = append(routes, r)
-		}
+		members = list
 	case t.env != nil:
-		r, err := t.routeFor(req)
+		m, err := t.memberFor(req)
 		if err != nil {
 			return nil, err
 		}
-		routes = []*route{r}
+		members = []*member{m}
 	default:
-		routes = t.routes
+		members = t.pool.members // fixed once New returned
 	}
-	hops := make([]checkHop, len(routes))
-	for i, r := range routes {
-		if r != nil {
-			hops[i] = checkHop{spec: r.spec, fn: r.auth.fn}
+	hops := make([]checkHop, len(members))
+	for i, m := range members {
+		if m != nil {
+			hops[i] = checkHop{spec: &m.spec, fn: m.fn}
 		}
 	}
 	return hops, nil
@@ -275,7 +269,11 @@ func (t *Transport) checkOne(parent context.Context, target *url.URL, hop checkH
 		defer direct.CloseIdleConnections()
 		resp, err = direct.RoundTrip(req)
 	} else {
-		r := newRoute(t.check.base, hop.spec, &t.check.cfg, hop.fn, t.check.obs.plus(rec.hooks()))
+		obs := t.check.obs.plus(rec.hooks())
+		var r *route
+		auth := newAuthState(hop.spec.url, hop.spec.socks(), hop.spec.creds, hop.fn, func() { r.renewTransport() })
+		auth.obs = obs
+		r = newRoute(t.check.base, hop.spec, &t.check.cfg, auth, obs)
 		defer r.closeIdle()
 		resp, err = r.roundTrip(req)
 	}

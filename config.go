@@ -131,9 +131,9 @@ func basicAllowed(cfg *Config) bool {
 	return false
 }
 
-// proxySpec is one validated proxy URL.
+// proxySpec is one validated proxy URL. Where it came from, for
+// messages, is not kept: a pool of 100,000 proxies would pay for it.
 type proxySpec struct {
-	field string       // where it came from, for messages
 	url   *url.URL     // without userinfo
 	creds *Credentials // from the userinfo; nil when it has none
 }
@@ -240,11 +240,17 @@ func parseProxy(field, raw string) (*proxySpec, error) {
 		return nil, bad("a proxy URL has no path: remove " + strconv.Quote(tail))
 	}
 
-	u, err := url.Parse(scheme + "://" + authority)
+	// The URL's strings are taken from raw where it is written as they
+	// would be, so that they cost nothing more.
+	s := raw[:len(raw)-len(tail)]
+	if !ok || s[:len(scheme)] != scheme {
+		s = scheme + "://" + authority
+	}
+	u, err := url.Parse(s)
 	if err != nil {
 		return nil, bad("the host " + strconv.Quote(host) + " is not a host name or IP address")
 	}
-	spec := &proxySpec{field: field, url: &url.URL{Scheme: u.Scheme, Host: u.Host}}
+	spec := &proxySpec{url: u}
 	if u.User != nil {
 		pass, hasPass := u.User.Password()
 		c := Credentials{Username: u.User.Username(), Password: pass}
@@ -254,6 +260,7 @@ func parseProxy(field, raw string) (*proxySpec, error) {
 			}
 			spec.creds = &c
 		}
+		u.User = nil
 	}
 	return spec, nil
 }
@@ -345,18 +352,28 @@ func isHex(c byte) bool {
 type envConfig struct {
 	bypass      func(*url.URL) (*url.URL, error) // httpproxy's choice: nil for direct
 	http, https *proxySpec                       // nil when unset; the same spec when equal
+	httpVar     string                           // the variable http came from, for messages
+	httpsVar    string
+}
+
+// field returns the variable that s came from.
+func (e *envConfig) field(s *proxySpec) string {
+	if s == e.http {
+		return e.httpVar
+	}
+	return e.httpsVar
 }
 
 func fromEnvironment() (*envConfig, error) {
 	cfg := httpproxy.FromEnvironment()
 	env := &envConfig{bypass: cfg.ProxyFunc()}
 	var err error
-	if env.http, err = envProxy("http_proxy", "HTTP_PROXY", cfg.HTTPProxy); err != nil {
+	if env.http, env.httpVar, err = envProxy("http_proxy", "HTTP_PROXY", cfg.HTTPProxy); err != nil {
 		return nil, err
 	}
 	if cfg.HTTPSProxy == cfg.HTTPProxy {
-		env.https = env.http
-	} else if env.https, err = envProxy("https_proxy", "HTTPS_PROXY", cfg.HTTPSProxy); err != nil {
+		env.https, env.httpsVar = env.http, env.httpVar
+	} else if env.https, env.httpsVar, err = envProxy("https_proxy", "HTTPS_PROXY", cfg.HTTPSProxy); err != nil {
 		return nil, err
 	}
 	if env.http == nil && env.https == nil {
@@ -368,15 +385,18 @@ func fromEnvironment() (*envConfig, error) {
 	return env, nil
 }
 
-func envProxy(lower, upper, value string) (*proxySpec, error) {
+// envProxy returns the proxy of value, from the variable lower or upper,
+// and the name of the variable.
+func envProxy(lower, upper, value string) (*proxySpec, string, error) {
 	if value == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	name := upper
 	if os.Getenv(lower) != "" {
 		name = lower
 	}
-	return parseProxy(name, value)
+	s, err := parseProxy(name, value)
+	return s, name, err
 }
 
 // specFor returns the proxy for a target, or nil to reach it directly.

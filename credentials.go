@@ -16,7 +16,9 @@ import (
 // authState is what one proxy's requests share about authentication: the
 // current credentials, numbered by a version that grows when they change,
 // and the login that the proxy last accepted, which the next requests
-// send at once. It is safe for concurrent use.
+// send at once. It belongs to the proxy (or to one identity of it), not to
+// a route: it outlives the routes made and released for it. It is safe
+// for concurrent use.
 type authState struct {
 	proxy    *url.URL // without userinfo
 	socks    bool
@@ -44,6 +46,10 @@ type authState struct {
 	// provenVersion is the latest version that a connection-bound scheme
 	// accepted, 0 for none.
 	provenVersion atomic.Uint64
+
+	// trials admits one request at a time with connection-bound
+	// credentials that the proxy has not accepted yet (see route.trial).
+	trials chan struct{}
 }
 
 // offer is one challenge of a proxy: the challenges it offered, and the
@@ -75,7 +81,7 @@ type proxyLogin struct {
 }
 
 func newAuthState(proxy *url.URL, socks bool, fixed *Credentials, fn CredentialsFunc, onChange func()) *authState {
-	s := &authState{proxy: proxy, socks: socks, fn: fn, onChange: onChange}
+	s := &authState{proxy: proxy, socks: socks, fn: fn, onChange: onChange, trials: make(chan struct{}, 1)}
 	if fixed != nil {
 		s.cur.Store(&versioned{creds: *fixed, version: 1})
 	}

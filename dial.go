@@ -68,14 +68,14 @@ func (r *route) trial(ctx context.Context, a *attempt) (settle func(ok bool, pae
 			return noSettle, nil
 		}
 		select {
-		case r.trials <- struct{}{}:
+		case r.auth.trials <- struct{}{}:
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
 		v := a.lg.version
 		switch {
 		case r.auth.proven(v):
-			<-r.trials // accepted while this request waited
+			<-r.auth.trials // accepted while this request waited
 			return noSettle, nil
 		case !r.auth.refused(v):
 			return func(ok bool, pae *ProxyAuthError) {
@@ -85,10 +85,10 @@ func (r *route) trial(ctx context.Context, a *attempt) (settle func(ok bool, pae
 				case pae != nil && pae.Rejected:
 					r.auth.refuse(v)
 				}
-				<-r.trials
+				<-r.auth.trials
 			}, nil
 		}
-		<-r.trials
+		<-r.auth.trials
 		if tries > 0 {
 			return nil, errRefusedBefore
 		}

@@ -20,9 +20,9 @@ import (
 
 // Proxy auto-config: the proxies a PAC script names for each request, in
 // order, tried with the pool's failover rules. Each distinct proxy the
-// script names gets a route and a pool member of its own, made when first
-// named, so that its health, statistics and connections are shared by
-// every URL that the script sends to it.
+// script names gets a pool member of its own, made when first named (and
+// a route, made when first used), so that its health, statistics and
+// connections are shared by every URL that the script sends to it.
 
 const (
 	// defaultPACRefresh is the default of Config.PACRefresh.
@@ -102,7 +102,7 @@ type pacSource struct {
 	script atomic.Pointer[pac.Script]
 	pool   *Pool
 	obs    *observer
-	route  func(spec *proxySpec) *route // makes the route of a proxy first named
+	creds  CredentialsFunc // Config.Credentials
 
 	mu      sync.Mutex
 	members map[string]*member // by proxy URL
@@ -136,11 +136,11 @@ type pacAnswer struct {
 
 // newPACSource fetches and compiles the script that cfg.PAC names and
 // starts its refresh.
-func newPACSource(cfg *Config, base *http.Transport, obs *observer, route func(*proxySpec) *route) (*pacSource, error) {
+func newPACSource(cfg *Config, base *http.Transport, obs *observer) (*pacSource, error) {
 	s := &pacSource{
 		where:   redact.Raw(cfg.PAC),
 		obs:     obs,
-		route:   route,
+		creds:   cfg.Credentials,
 		every:   cfg.PACRefresh,
 		members: map[string]*member{},
 		cache:   map[pacKey]pacAnswer{},
@@ -390,7 +390,7 @@ func (s *pacSource) member(e pac.Entry) (*member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := s.pool.add(s.route(spec))
+	m := s.pool.add(spec, s.creds)
 	s.members[raw] = m
 	return m, nil
 }
@@ -432,15 +432,4 @@ func (s *pacSource) roundTrip(req *http.Request) (*http.Response, error) {
 func inRotation(m *member) bool {
 	st := ProxyState(m.state.Load())
 	return st == StateHealthy || st == StateUnchecked
-}
-
-// routes returns the routes of the proxies the script has named so far.
-func (s *pacSource) routes() []*route {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*route, 0, len(s.members))
-	for _, m := range s.members {
-		out = append(out, m.route)
-	}
-	return out
 }

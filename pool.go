@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,10 +207,16 @@ type Pool struct {
 	maxEjectedPct int
 	now           func() time.Time
 	obs           *observer
+	set           *routeSet // the Transport's
 
 	rr      atomic.Uint64
 	rot     atomic.Pointer[rotation] // the proxies in rotation
 	nextDue atomic.Int64             // UnixNano when the next probe of a proxy out of rotation is due
+	// unchecked has bit i set while member i of those New made is
+	// unchecked (a state it never comes back to): a request tells
+	// whether its proxy needs a probe first without reading the member,
+	// which for a large pool is a cache miss. Empty for a PAC's pool.
+	unchecked []atomic.Uint64
 
 	mu sync.Mutex // serialises state changes
 
@@ -223,34 +230,95 @@ type Pool struct {
 // rotation is a snapshot of the proxies in rotation.
 type rotation struct {
 	in     []*member // in order of preference
-	weight []int32   // positions in in, each repeated by weight
-	next   []int32   // for each member index, the position in in of the first member in rotation at or after it
+	idx    []int32   // the index of each member of in; nil when in holds them all, each at its index
+	weight []int32   // positions in in, each repeated by weight; nil when every weight is 1
+	next   []int32   // for StickyHost, for each member index, the position in in of the first member in rotation at or after it
 	panic  bool      // no proxy was in rotation: in holds them all
 }
 
-// member is one proxy of a pool.
+// member is one proxy of a pool, or of the environment's configuration
+// (pool nil). It is made in New for each proxy configured, and kept lean:
+// what a proxy needs once used (its routes, credential state, statistics,
+// probes, the record of its ejections) is made on first use.
 type member struct {
-	index  int
-	weight int
-	route  *route
-	pool   *Pool
+	spec   proxySpec
+	pool   *Pool // nil under environment configuration
+	set    *routeSet
+	fn     CredentialsFunc // for the proxy's credentials; nil for none or the URL's
+	index  int32
+	weight int32
 
 	state       atomic.Int32 // ProxyState
 	consecutive atomic.Int32
-	probes      singleflight.Group
-	probing     atomic.Bool
+
+	live atomic.Pointer[route]   // the route of the proxy's own credentials, while alive
+	ext  atomic.Pointer[durable] // made on first use, kept from then on
+}
+
+// durable is what a member keeps from its first use on, whatever becomes
+// of its routes.
+type durable struct {
+	auth    *authState // the proxy's own credential state
+	stats   memberStats
+	probes  singleflight.Group
+	probing atomic.Bool
 
 	// Guarded by pool.mu.
 	ejections   int
 	lastEjected time.Time
 	until       time.Time
 
-	stats memberStats
+	mu     sync.Mutex
+	idents map[string]*identity // the identities other than the proxy's own, while their routes live
 }
 
-func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
+// more returns m's durable part, made on first use.
+func (m *member) more() *durable {
+	if l := m.ext.Load(); l != nil {
+		return l
+	}
+	l := &durable{}
+	l.auth = newAuthState(m.spec.url, m.spec.socks(), m.spec.creds, m.fn, m.ownCredentialsChanged)
+	l.auth.obs = m.set.obs
+	if m.ext.CompareAndSwap(nil, l) {
+		return l
+	}
+	return m.ext.Load()
+}
+
+// ownCredentialsChanged is called when the proxy's own credentials
+// changed.
+func (m *member) ownCredentialsChanged() { m.credentialsChangedFor(nil) }
+
+// credentialsChangedFor retires the connections that id's live route (nil:
+// the proxy's own) opened with the old credentials, and for the proxy's
+// own, tells the pool. A route released meanwhile is made anew with the
+// new ones.
+func (m *member) credentialsChangedFor(id *identity) {
+	if r := m.slot(id).Load(); r != nil {
+		r.renewTransport()
+	}
+	if id == nil && m.pool != nil {
+		m.credentialsChanged()
+	}
+}
+
+// newMembers returns the members of specs, in one allocation.
+func newMembers(set *routeSet, specs []*proxySpec, fns []CredentialsFunc, weights []int) []*member {
+	all := make([]member, len(specs))
+	out := make([]*member, len(specs))
+	for i, s := range specs {
+		m := &all[i]
+		m.spec, m.set, m.fn, m.index, m.weight = *s, set, fns[i], int32(i), int32(max(weights[i], 1))
+		out[i] = m
+	}
+	return out
+}
+
+func newPool(cfg *Config, members []*member, set *routeSet, obs *observer) *Pool {
 	pc := cfg.Pool
 	p := &Pool{
+		set:         set,
 		obs:         obs,
 		strategy:    pc.Strategy,
 		maxPerReq:   orDefault(pc.MaxProxiesPerRequest, 3),
@@ -269,7 +337,7 @@ func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 			p.probeTO = defaultProxyTimeout
 		}
 	}
-	n := len(routes)
+	n := len(members)
 	p.single = n == 1
 	p.maxEjectedPct = orDefault(pc.MaxEjectedPercent, 50)
 	p.maxEjected = n * p.maxEjectedPct / 100
@@ -277,10 +345,18 @@ func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 	p.maxEjected = min(p.maxEjected, n-1)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.nextDue.Store(math.MaxInt64)
-	for i, r := range routes {
-		m := &member{index: i, weight: max(weights[i], 1), route: r, pool: p}
-		r.onCredentialsChange = m.credentialsChanged
-		p.members = append(p.members, m)
+	set.now = func() time.Time { return p.now() }
+	for _, m := range members {
+		m.pool = p
+	}
+	p.members = members
+	p.unchecked = make([]atomic.Uint64, (n+63)/64)
+	for i := range p.unchecked {
+		bits := uint64(math.MaxUint64)
+		if rest := n - 64*i; rest < 64 {
+			bits = 1<<rest - 1
+		}
+		p.unchecked[i].Store(bits)
 	}
 	p.rebuild()
 	if pc.ProbeAtStart && n > 1 {
@@ -291,13 +367,12 @@ func newPool(cfg *Config, routes []*route, weights []int, obs *observer) *Pool {
 	return p
 }
 
-// add makes r a member of the pool: a proxy that a PAC script named for
-// the first time.
-func (p *Pool) add(r *route) *member {
+// add makes spec's proxy a member of the pool: a proxy that a PAC script
+// named for the first time, with the credentials of fn.
+func (p *Pool) add(spec *proxySpec, fn CredentialsFunc) *member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := &member{index: len(p.members), weight: 1, route: r, pool: p}
-	r.onCredentialsChange = m.credentialsChanged
+	m := &member{spec: *spec, pool: p, set: p.set, fn: fn, index: int32(len(p.members)), weight: 1}
 	p.members = append(p.members, m)
 	n := len(p.members)
 	p.maxEjected = min(max(n*p.maxEjectedPct/100, min(n-1, 1)), n-1)
@@ -315,20 +390,45 @@ func orDefault[T int | time.Duration](v, def T) T {
 // rebuild takes a new snapshot of the proxies in rotation. p.mu must be
 // held, or p not yet shared.
 func (p *Pool) rebuild() {
-	rot := &rotation{next: make([]int32, len(p.members))}
+	rot := &rotation{}
+	in, weighted := 0, false
 	for _, m := range p.members {
-		if s := ProxyState(m.state.Load()); s == StateHealthy || s == StateUnchecked {
-			rot.in = append(rot.in, m)
+		if inRotation(m) {
+			in++
 		}
+		weighted = weighted || m.weight > 1
 	}
-	if len(rot.in) == 0 {
+	switch in {
+	case 0:
 		rot.in, rot.panic = p.members, true
-	}
-	for pos, m := range rot.in {
-		for range m.weight {
-			rot.weight = append(rot.weight, int32(pos))
+	case len(p.members):
+		// All of them: the rotation shares the slice, to which add only
+		// appends.
+		rot.in = p.members
+	default:
+		rot.in, rot.idx = make([]*member, 0, in), make([]int32, 0, in)
+		for _, m := range p.members {
+			if inRotation(m) {
+				rot.in, rot.idx = append(rot.in, m), append(rot.idx, m.index)
+			}
 		}
 	}
+	if weighted {
+		for pos, m := range rot.in {
+			for range m.weight {
+				rot.weight = append(rot.weight, int32(pos))
+			}
+		}
+	}
+	if p.strategy == StickyHost {
+		rot.next = p.nextInRotation(rot)
+	}
+	p.rot.Store(rot)
+}
+
+// nextInRotation returns rotation.next for rot.
+func (p *Pool) nextInRotation(rot *rotation) []int32 {
+	next := make([]int32, len(p.members))
 	posOf := make([]int32, len(p.members))
 	for i := range posOf {
 		posOf[i] = -1
@@ -343,9 +443,26 @@ func (p *Pool) rebuild() {
 		if posOf[i] >= 0 {
 			cur = posOf[i]
 		}
-		rot.next[i] = cur
+		next[i] = cur
 	}
-	p.rot.Store(rot)
+	return next
+}
+
+// turn returns the position in rot of the k-th turn of a rotating
+// strategy.
+func (rot *rotation) turn(k uint64) int {
+	if rot.weight == nil {
+		return int(k % uint64(len(rot.in)))
+	}
+	return int(rot.weight[k%uint64(len(rot.weight))])
+}
+
+// turns returns the number of turns in a round of rot.
+func (rot *rotation) turns() int {
+	if rot.weight == nil {
+		return len(rot.in)
+	}
+	return len(rot.weight)
 }
 
 // start returns the snapshot to pick from and the position of the first
@@ -360,13 +477,13 @@ func (p *Pool) start(req *http.Request, now time.Time) (*rotation, int) {
 	}
 	switch p.strategy {
 	case RoundRobin:
-		return rot, int(rot.weight[(p.rr.Add(1)-1)%uint64(len(rot.weight))])
+		return rot, rot.turn(p.rr.Add(1) - 1)
 	case Random:
-		return rot, int(rot.weight[rand.IntN(len(rot.weight))])
+		return rot, rot.turn(uint64(rand.IntN(rot.turns())))
 	case StickyHost:
 		h := fnv.New32a()
 		h.Write([]byte(strings.ToLower(req.URL.Hostname())))
-		return rot, int(rot.next[h.Sum32()%uint32(len(p.members))])
+		return rot, int(rot.next[h.Sum32()%uint32(len(rot.next))])
 	}
 	return rot, 0
 }
@@ -380,26 +497,56 @@ func (p *Pool) peek(req *http.Request) (*rotation, int) {
 	}
 	switch p.strategy {
 	case RoundRobin:
-		return rot, int(rot.weight[p.rr.Load()%uint64(len(rot.weight))])
+		return rot, rot.turn(p.rr.Load())
 	case StickyHost:
 		h := fnv.New32a()
 		h.Write([]byte(strings.ToLower(req.URL.Hostname())))
-		return rot, int(rot.next[h.Sum32()%uint32(len(p.members))])
+		return rot, int(rot.next[h.Sum32()%uint32(len(rot.next))])
 	}
 	return rot, 0 // Ordered; Random's next pick is not known
 }
 
-// position returns the position of r's proxy in the rotation, or -1.
-func (rot *rotation) position(r *route) int {
-	if r == nil {
+// position returns the position of m in the rotation, or -1.
+func (rot *rotation) position(m *member) int {
+	if m == nil {
 		return -1
 	}
-	for j, m := range rot.in {
-		if m.route == r {
-			return j
-		}
+	j := int(m.index)
+	if rot.idx != nil {
+		j, _ = slices.BinarySearch(rot.idx, m.index) // in is in the order of the indexes
+	}
+	if j < len(rot.in) && rot.in[j] == m {
+		return j
 	}
 	return -1
+}
+
+// index returns the index of the member at pos.
+func (rot *rotation) index(pos int) int {
+	if rot.idx == nil {
+		return pos
+	}
+	return int(rot.idx[pos])
+}
+
+// needsProbe reports whether the i-th proxy of seq, m, is to be probed
+// before its first use: it is unchecked, in a pool with health checks.
+func (p *Pool) needsProbe(seq sequence, i int, m *member) bool {
+	if p.single || m == nil {
+		return false
+	}
+	if seq.rot != nil && len(p.unchecked) > 0 {
+		j := seq.rot.index((seq.pos + i) % len(seq.rot.in))
+		return p.unchecked[j>>6].Load()&(1<<(j&63)) != 0
+	}
+	return ProxyState(m.state.Load()) == StateUnchecked
+}
+
+// checked records that m left the unchecked state. p.mu must be held.
+func (p *Pool) checked(m *member) {
+	if j := int(m.index); j < 64*len(p.unchecked) {
+		p.unchecked[j>>6].And(^(1 << (j & 63)))
+	}
 }
 
 // roundTrip sends req through the pool's proxies, failing over as the
@@ -417,7 +564,7 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 	_, caller := proxyAuthorization(req.Header)
 	dropCaller := false
 	if caller && req.Response != nil {
-		if j := rot.position(firstRoute(req)); j >= 0 {
+		if j := rot.position(firstMember(req)); j >= 0 {
 			pos = j
 		} else {
 			dropCaller = true
@@ -461,7 +608,7 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 			p.obs.failover(FailoverInfo{From: urlOf(prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
 		}
 		prev = m
-		if m != nil && !single && !panicked && ProxyState(m.state.Load()) == StateUnchecked && p.ctx.Err() == nil {
+		if !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil {
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
 				continue
@@ -500,7 +647,9 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		if i > 0 {
 			start = p.now()
 		}
-		resp, err := m.route.roundTrip(try)
+		r := p.set.hold(m, nil, start)
+		resp, err := r.roundTrip(try)
+		p.set.unhold(r)
 		m.observe(start, resp, err, single, sendsCaller)
 		if err == nil {
 			if try != req {
@@ -530,7 +679,7 @@ func urlOf(m *member) *url.URL {
 	if m == nil {
 		return nil
 	}
-	return m.route.spec.url
+	return m.spec.url
 }
 
 // mayFailOverDirect reports whether req may go to the next entry of a PAC's
@@ -599,7 +748,7 @@ func healthFailure(err error) bool {
 // its statistics. caller reports that the request carried the caller's own
 // Proxy-Authorization field, whose refusal says nothing of the proxy.
 func (m *member) observe(start time.Time, resp *http.Response, err error, single, caller bool) {
-	m.stats.record(m.pool.now().Sub(start), resp, err)
+	m.more().stats.record(m.pool.now().Sub(start), resp, err)
 	if single {
 		// No health checks: the proxy is healthy from its first answer on.
 		if ProxyState(m.state.Load()) == StateUnchecked && answered(err) {
@@ -640,13 +789,14 @@ func (p *Pool) eject(m *member, capped bool, cause error) {
 		return
 	}
 	now := p.now()
-	if m.lastEjected.IsZero() || now.Sub(m.lastEjected) > 2*p.ejectMax {
-		m.ejections = 0 // long healthy: the multiplier starts again
+	l := m.more()
+	if l.lastEjected.IsZero() || now.Sub(l.lastEjected) > 2*p.ejectMax {
+		l.ejections = 0 // long healthy: the multiplier starts again
 	}
-	m.ejections++
-	d := min(p.ejectBase*time.Duration(m.ejections), p.ejectMax)
+	l.ejections++
+	d := min(p.ejectBase*time.Duration(l.ejections), p.ejectMax)
 	d = time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
-	m.lastEjected = now
+	l.lastEjected = now
 	info := p.outLocked(m, StateEjected, now.Add(d), cause)
 	p.mu.Unlock()
 	p.obs.stateChanged(info)
@@ -676,12 +826,13 @@ func (p *Pool) setOut(m *member, s ProxyState, cause error) {
 
 func (p *Pool) outLocked(m *member, s ProxyState, until time.Time, cause error) ProxyStateInfo {
 	m.state.Store(int32(s))
-	m.until = until
+	p.checked(m)
+	m.more().until = until
 	if u := until.UnixNano(); u < p.nextDue.Load() {
 		p.nextDue.Store(u)
 	}
 	p.rebuild()
-	return ProxyStateInfo{Proxy: m.route.spec.url, State: s, Until: until, Err: cause}
+	return ProxyStateInfo{Proxy: m.spec.url, State: s, Until: until, Err: cause}
 }
 
 // setIn puts m in rotation.
@@ -691,12 +842,17 @@ func (p *Pool) setIn(m *member) {
 	was := ProxyState(m.state.Load())
 	if was != StateHealthy {
 		m.state.Store(int32(StateHealthy))
-		m.until = time.Time{}
-		p.rebuild()
+		p.checked(m)
+		if l := m.ext.Load(); l != nil {
+			l.until = time.Time{}
+		}
+		if was != StateUnchecked {
+			p.rebuild() // an unchecked proxy was in rotation already
+		}
 	}
 	p.mu.Unlock()
 	if was != StateHealthy && was != StateUnchecked {
-		p.obs.stateChanged(ProxyStateInfo{Proxy: m.route.spec.url, State: StateHealthy})
+		p.obs.stateChanged(ProxyStateInfo{Proxy: m.spec.url, State: StateHealthy})
 	}
 }
 
@@ -718,11 +874,12 @@ func (p *Pool) probeDue() {
 		if s := ProxyState(m.state.Load()); s != StateEjected && s != StateAuthFailed {
 			continue
 		}
-		if !m.until.After(now) {
+		l := m.more()
+		if !l.until.After(now) {
 			due = append(due, m)
-			m.until = now.Add(p.probeEvery)
+			l.until = now.Add(p.probeEvery)
 		}
-		next = min(next, m.until.UnixNano())
+		next = min(next, l.until.UnixNano())
 	}
 	p.nextDue.Store(next)
 	p.mu.Unlock()
@@ -733,14 +890,15 @@ func (p *Pool) probeDue() {
 
 // probeAsync probes m in the background, unless a probe of it is under way.
 func (p *Pool) probeAsync(m *member) {
-	if !m.probing.CompareAndSwap(false, true) {
+	l := m.more()
+	if !l.probing.CompareAndSwap(false, true) {
 		return
 	}
 	if !p.spawn(func() {
-		defer m.probing.Store(false)
+		defer l.probing.Store(false)
 		_ = m.probeShared()
 	}) {
-		m.probing.Store(false)
+		l.probing.Store(false)
 	}
 }
 
@@ -781,7 +939,8 @@ func (m *member) probeNow(ctx context.Context) error {
 // records the result. The probe ends when the pool is closed.
 func (m *member) probeShared() error {
 	p := m.pool
-	_, err, _ := m.probes.Do("", func() (any, error) {
+	l := m.more()
+	_, err, _ := l.probes.Do("", func() (any, error) {
 		select {
 		case p.sem <- struct{}{}:
 		case <-p.ctx.Done():
@@ -790,7 +949,9 @@ func (m *member) probeShared() error {
 		defer func() { <-p.sem }()
 		pctx, cancel := context.WithTimeout(p.ctx, p.probeTO)
 		defer cancel()
-		err := m.route.probe(pctx, p.probeTarget)
+		r := p.set.hold(m, nil, p.now())
+		err := r.probe(pctx, p.probeTarget)
+		p.set.unhold(r)
 		if p.ctx.Err() != nil {
 			return nil, err // closed: the result means nothing
 		}
@@ -799,10 +960,10 @@ func (m *member) probeShared() error {
 		case err == nil:
 			p.setIn(m)
 		case errors.As(err, &pae):
-			m.stats.setLastError(err)
+			l.stats.setLastError(err)
 			p.setOut(m, StateAuthFailed, err)
 		default:
-			m.stats.setLastError(err)
+			l.stats.setLastError(err)
 			if ProxyState(m.state.Load()) == StateUnchecked {
 				p.eject(m, false, err)
 			} else {
@@ -827,14 +988,20 @@ func (p *Pool) close() {
 func (p *Pool) Stats() []ProxyStats {
 	out := make([]ProxyStats, len(p.members))
 	p.mu.Lock()
+	var unused memberStats
 	for i, m := range p.members {
-		out[i] = m.stats.snapshot()
-		out[i].Proxy = m.route.spec.url.String()
+		l := m.ext.Load()
+		if l != nil {
+			out[i] = l.stats.snapshot()
+			out[i].Ejections = l.ejections
+		} else {
+			out[i] = unused.snapshot()
+		}
+		out[i].Proxy = m.spec.url.String()
 		out[i].State = ProxyState(m.state.Load())
 		out[i].ConsecutiveFailures = int(m.consecutive.Load())
-		out[i].Ejections = m.ejections
-		if out[i].State == StateEjected || out[i].State == StateAuthFailed {
-			out[i].OutUntil = m.until
+		if l != nil && (out[i].State == StateEjected || out[i].State == StateAuthFailed) {
+			out[i].OutUntil = l.until
 		}
 	}
 	p.mu.Unlock()

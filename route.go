@@ -19,9 +19,11 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// route is the hop to one proxy. It has an http.Transport of its own, so
-// that its idle connections, and what happens to them when its credentials
-// change, stay its own.
+// route is the hop to one proxy, for one identity (see identity.go). It
+// has an http.Transport of its own, so that its idle connections, and what
+// happens to them when its credentials change, stay its own. It is made
+// when first used and released when idle (see routeSet); what must
+// outlive it, its auth, belongs to the proxy.
 type route struct {
 	spec        *proxySpec
 	auth        *authState
@@ -41,17 +43,21 @@ type route struct {
 	// made on first use; connsMu serialises their making.
 	conns   atomic.Pointer[connTransports]
 	connsMu sync.Mutex
-	// trials admits one request at a time with connection-bound
-	// credentials that the proxy has not accepted yet (see trial).
-	trials chan struct{}
 
 	// baseConnectHeader returns the header fields that Base adds to a
 	// CONNECT (its ProxyConnectHeader or GetProxyConnectHeader).
 	baseConnectHeader func(ctx context.Context, target string) (http.Header, error)
 
-	timeout             time.Duration // Config.ProxyTimeout; 0 for none
-	onCredentialsChange func()        // set by the pool
-	obs                 *observer
+	timeout time.Duration // Config.ProxyTimeout; 0 for none
+	obs     *observer
+
+	// What the routeSet keeps of a route it made; nil and zero for the
+	// routes of a check.
+	owner *member
+	id    *identity    // nil for the proxy's own credentials
+	refs  atomic.Int32 // requests holding the route; releasedRefs once released
+	used  atomic.Int64 // UnixNano of the last hold
+	slot  int          // position in the routeSet's live routes; guarded by its mu
 }
 
 type attemptKey struct{}
@@ -149,16 +155,17 @@ func (a *attempt) proxyAuthorization(r AuthRequest) (string, error) {
 	return a.lg.auth.Authorize(r)
 }
 
-func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds CredentialsFunc, obs *observer) *route {
+// newRoute returns a route to spec's proxy with the credential state auth.
+func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, auth *authState, obs *observer) *route {
 	r := &route{
 		obs:         obs,
 		spec:        spec,
+		auth:        auth,
 		schemes:     schemeSet{schemes: cfg.Schemes, refuseBasic: cfg.RefuseCleartextBasic && spec.url.Scheme == "http"},
 		maxAttempts: cfg.MaxAuthAttempts,
 		wait:        cfg.WaitForChallenge,
 		downgrade:   cfg.AllowBasicDowngrade,
 		timeout:     cfg.ProxyTimeout,
-		trials:      make(chan struct{}, 1),
 	}
 	switch {
 	case r.timeout == 0:
@@ -167,14 +174,12 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, creds Credenti
 		r.timeout = 0
 	}
 	if r.schemes.schemes == nil {
-		r.schemes.schemes = []Scheme{Digest(), NTLM(), Basic()}
+		r.schemes.schemes = defaultSchemes
 	}
 	if r.maxAttempts == 0 {
 		r.maxAttempts = defaultMaxAuthAttempts
 	}
 	t := base.Clone()
-	r.auth = newAuthState(spec.url, spec.socks(), spec.creds, creds, r.credentialsChanged)
-	r.auth.obs = obs
 	proxyURL := spec.url
 	t.Proxy = func(req *http.Request) (*url.URL, error) {
 		// A login's URL carries its credentials: net/http sends them in
@@ -242,15 +247,6 @@ func (r *route) bounded(dial func(ctx context.Context, network, addr string) (ne
 	}
 }
 
-// credentialsChanged retires the connections made with the old
-// credentials and tells the pool.
-func (r *route) credentialsChanged() {
-	r.renewTransport()
-	if r.onCredentialsChange != nil {
-		r.onCredentialsChange()
-	}
-}
-
 // renewTransport puts a new clone of the template in use and closes the
 // idle connections of the old one, which also closes those still in use as
 // they come back: net/http closes the connections that become idle after
@@ -261,6 +257,10 @@ func (r *route) renewTransport() {
 	old.CloseIdleConnections()
 	r.renewConnTransports()
 }
+
+// defaultSchemes are the schemes of a nil Config.Schemes, in order of
+// preference. Routes share the slice, which nothing changes.
+var defaultSchemes = []Scheme{Digest(), NTLM(), Basic()}
 
 // defaultMaxAuthAttempts is the default of Config.MaxAuthAttempts: enough
 // for credentials sent at once, another scheme the proxy prefers, and one

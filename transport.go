@@ -34,13 +34,20 @@ import (
 // any 401 to a CONNECT. A 401 from the origin is returned as the response
 // it is. The caller's request is never changed, and its body is closed on
 // every path.
+//
+// Each proxy has connections of its own (an http.Transport per proxy),
+// made when it is first used: New costs the parsing of the proxies alone.
+// A proxy unused for 90 seconds, or, beyond 1,024 proxies in use at once,
+// the one used least recently, has its connections closed and made again
+// when next used; its health, statistics and credentials (those a
+// CredentialsFunc gave, the scheme the proxy accepted) are kept.
 type Transport struct {
-	pac    *pacSource // with Config.PAC; nil otherwise
-	pool   *Pool      // the proxies of Config.Proxies or Config.Pool, or those a PAC named; nil with environment configuration
-	env    *envConfig // nil with a pool
-	byspec map[*proxySpec]*route
+	pac    *pacSource      // with Config.PAC; nil otherwise
+	pool   *Pool           // the proxies of Config.Proxies or Config.Pool, or those a PAC named; nil with environment configuration
+	env    *envConfig      // nil with a pool
+	envm   []*member       // the environment's proxies, one or two; nil with a pool
+	set    *routeSet       // the live routes of every proxy
 	direct *http.Transport // for targets the environment sends directly; nil with a pool
-	routes []*route
 	check  *checkSetup
 }
 
@@ -64,13 +71,14 @@ func New(cfg Config) (*Transport, error) {
 	if err := checkPoolConfig(&cfg); err != nil {
 		return nil, err
 	}
-	t := &Transport{byspec: map[*proxySpec]*route{}}
+	t := &Transport{}
 	obs := newObserver(&cfg)
 	t.check = newCheckSetup(base, &cfg, obs)
 	var (
 		specs   []*proxySpec
 		fns     []CredentialsFunc
 		weights []int
+		field   func(i int) string // where specs[i] came from, for messages
 	)
 	switch {
 	case cfg.PAC != "" && (len(cfg.Proxies) > 0 || len(cfg.Pool.Proxies) > 0):
@@ -89,19 +97,23 @@ func New(cfg Config) (*Transport, error) {
 				specs, fns, weights = append(specs, s), append(fns, cfg.Credentials), append(weights, 1)
 			}
 		}
+		field = func(i int) string { return env.field(specs[i]) }
 		t.direct = base.Clone()
 		t.direct.Proxy = nil
 	case len(cfg.Proxies) > 0:
+		field = func(i int) string { return "Proxies[" + strconv.Itoa(i) + "]" }
+		specs, fns, weights = make([]*proxySpec, len(cfg.Proxies)), make([]CredentialsFunc, len(cfg.Proxies)), make([]int, len(cfg.Proxies))
 		for i, raw := range cfg.Proxies {
-			spec, err := parseProxy("Proxies["+strconv.Itoa(i)+"]", raw)
+			spec, err := parseProxy(field(i), raw)
 			if err != nil {
 				return nil, err
 			}
-			specs, fns, weights = append(specs, spec), append(fns, cfg.Credentials), append(weights, 1)
+			specs[i], fns[i], weights[i] = spec, cfg.Credentials, 1
 		}
 	default:
+		field = func(i int) string { return "Pool.Proxies[" + strconv.Itoa(i) + "].URL" }
 		for i, pp := range cfg.Pool.Proxies {
-			spec, err := parseProxy("Pool.Proxies["+strconv.Itoa(i)+"].URL", pp.URL)
+			spec, err := parseProxy(field(i), pp.URL)
 			if err != nil {
 				return nil, err
 			}
@@ -112,30 +124,38 @@ func New(cfg Config) (*Transport, error) {
 			specs, fns, weights = append(specs, spec), append(fns, fn), append(weights, pp.Weight)
 		}
 	}
-	seen := map[string]string{}
+	// A proxy's URL without userinfo is its scheme and host.
+	type key struct{ scheme, host string }
+	var seen map[key]int
+	if t.env == nil {
+		seen = make(map[key]int, len(specs))
+	}
+	basic := basicAllowed(&cfg)
 	for i, s := range specs {
 		if fns[i] != nil && s.creds != nil {
-			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
+			return nil, &ConfigError{Field: field(i), Value: "xxxxx@" + s.url.Host,
 				Reason: "has a username and password while a CredentialsFunc is set for it; give the credentials one way"}
 		}
-		if s.creds != nil && !s.socks() && basicAllowed(&cfg) && strings.Contains(s.creds.Username, ":") {
-			return nil, &ConfigError{Field: s.field, Value: "xxxxx@" + s.url.Host,
+		if s.creds != nil && !s.socks() && basic && strings.Contains(s.creds.Username, ":") {
+			return nil, &ConfigError{Field: field(i), Value: "xxxxx@" + s.url.Host,
 				Reason: "the username contains a colon, which Basic authentication cannot carry; " +
 					"leave Basic out of Config.Schemes to send it with Digest"}
 		}
-		if t.env == nil {
-			if first, dup := seen[s.url.String()]; dup {
-				return nil, &ConfigError{Field: s.field, Value: s.url.String(), Reason: "the same proxy as " + first}
+		if seen != nil {
+			k := key{s.url.Scheme, s.url.Host}
+			if first, dup := seen[k]; dup {
+				return nil, &ConfigError{Field: field(i), Value: s.url.String(), Reason: "the same proxy as " + field(first)}
 			}
-			seen[s.url.String()] = s.field
+			seen[k] = i
 		}
-		r := newRoute(base, s, &cfg, fns[i], obs)
-		t.byspec[s] = r
-		t.routes = append(t.routes, r)
 	}
-	if t.env == nil {
-		t.pool = newPool(&cfg, t.routes, weights, obs)
+	t.set = newRouteSet(base, &cfg, obs)
+	members := newMembers(t.set, specs, fns, weights)
+	if t.env != nil {
+		t.envm = members
+		return t, nil
 	}
+	t.pool = newPool(&cfg, members, t.set, obs)
 	return t, nil
 }
 
@@ -143,14 +163,12 @@ func New(cfg Config) (*Transport, error) {
 // members, to which each proxy the script names is added when first
 // named.
 func newPACTransport(cfg *Config, base *http.Transport, obs *observer) (*Transport, error) {
-	t := &Transport{byspec: map[*proxySpec]*route{}, check: newCheckSetup(base, cfg, obs)}
+	t := &Transport{check: newCheckSetup(base, cfg, obs), set: newRouteSet(base, cfg, obs)}
 	t.direct = base.Clone()
 	t.direct.Proxy = nil
-	t.pool = newPool(cfg, nil, nil, obs)
+	t.pool = newPool(cfg, nil, t.set, obs)
 	t.pool.direct = t.direct
-	src, err := newPACSource(cfg, base, obs, func(spec *proxySpec) *route {
-		return newRoute(base, spec, cfg, cfg.Credentials, obs)
-	})
+	src, err := newPACSource(cfg, base, obs)
 	if err != nil {
 		t.pool.close()
 		return nil, err
@@ -211,19 +229,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.pool != nil {
 		return t.pool.roundTrip(req)
 	}
-	r, err := t.routeFor(req)
+	m, err := t.memberFor(req)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	if r == nil {
+	if m == nil {
 		return t.direct.RoundTrip(withoutProxyAuth(req))
 	}
+	r := t.set.hold(m, nil, t.set.now())
+	defer t.set.unhold(r)
 	if _, ok := proxyAuthorization(req.Header); !ok {
 		return r.roundTrip(req)
 	}
 	send := req
-	if req.Response != nil && firstRoute(req) != r {
+	if req.Response != nil && firstMember(req) != m {
 		send = withoutProxyAuth(req) // meant for the proxy of the redirect's first request
 	}
 	resp, err := r.roundTrip(send)
@@ -233,9 +253,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// routeFor returns the route for req under environment configuration, or
+// memberFor returns the proxy for req under environment configuration, or
 // nil for a direct connection.
-func (t *Transport) routeFor(req *http.Request) (*route, error) {
+func (t *Transport) memberFor(req *http.Request) (*member, error) {
 	spec, err := t.env.specFor(req.URL)
 	if err != nil {
 		return nil, fmt.Errorf("proxyauth: choosing a proxy for %s: %w", redact.String(req.URL), err)
@@ -243,19 +263,19 @@ func (t *Transport) routeFor(req *http.Request) (*route, error) {
 	if spec == nil {
 		return nil, nil
 	}
-	return t.byspec[spec], nil
+	for _, m := range t.envm {
+		if m.spec.url == spec.url {
+			return m, nil
+		}
+	}
+	return nil, nil
 }
 
 // CloseIdleConnections closes the idle connections of every proxy and of
 // direct routes. It does not interrupt connections in use.
 func (t *Transport) CloseIdleConnections() {
-	for _, r := range t.routes {
-		r.closeIdle()
-	}
-	if t.pac != nil {
-		for _, r := range t.pac.routes() {
-			r.closeIdle()
-		}
+	if t.set != nil {
+		t.set.closeIdle(false)
 	}
 	if t.direct != nil {
 		t.direct.CloseIdleConnections()
@@ -272,8 +292,10 @@ func (t *Transport) Pool() *Pool { return t.pool }
 // the call itself, which is not cancelled (see [CredentialsFunc]), runs on
 // to its end. With Config.PAC it also stops the script's refresh, whose
 // goroutine runs until then: close a PAC Transport when done with it. Then
-// Close closes the idle connections. It always returns nil. A Transport
-// that is closed still serves requests, without new probes or refreshes.
+// Close closes the idle connections and releases each proxy's
+// http.Transport, made again if the proxy is used. It always returns nil.
+// A Transport that is closed still serves requests, without new probes or
+// refreshes.
 func (t *Transport) Close() error {
 	if t.pac != nil {
 		t.pac.close()
@@ -281,7 +303,12 @@ func (t *Transport) Close() error {
 	if t.pool != nil {
 		t.pool.close()
 	}
-	t.CloseIdleConnections()
+	if t.set != nil {
+		t.set.closeIdle(true)
+	}
+	if t.direct != nil {
+		t.direct.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -329,18 +356,21 @@ func routeOf(resp *http.Response) *route {
 	return nil
 }
 
-// firstRoute returns the route that served the first request of the
+// firstMember returns the proxy that served the first request of the
 // redirect chain that req continues: a caller's Proxy-Authorization field,
-// which http.Client copies onto each redirect, is for that route's proxy
-// alone. nil means the first request went directly, or not through this
+// which http.Client copies onto each redirect, is for that proxy alone.
+// nil means the first request went directly, or not through this
 // Transport.
-func firstRoute(req *http.Request) *route {
+func firstMember(req *http.Request) *member {
 	var first *http.Response
 	for i := 0; i < 64 && req.Response != nil && req.Response.Request != nil; i++ {
 		first = req.Response
 		req = first.Request
 	}
-	return routeOf(first)
+	if r := routeOf(first); r != nil {
+		return r.owner
+	}
+	return nil
 }
 
 // proxyAuthorization returns the first Proxy-Authorization value of h. It
@@ -428,18 +458,18 @@ func (t *Transport) ProxiesFor(req *http.Request) ([]*url.URL, error) {
 		rot, pos := t.pool.peek(req)
 		out := make([]*url.URL, len(rot.in))
 		for i := range rot.in {
-			out[i] = rot.in[(pos+i)%len(rot.in)].route.spec.url
+			out[i] = rot.in[(pos+i)%len(rot.in)].spec.url
 		}
 		return out, nil
 	case t.env != nil:
-		r, err := t.routeFor(req)
+		m, err := t.memberFor(req)
 		if err != nil {
 			return nil, err
 		}
-		if r == nil {
+		if m == nil {
 			return []*url.URL{nil}, nil
 		}
-		return []*url.URL{r.spec.url}, nil
+		return []*url.URL{m.spec.url}, nil
 	}
 	return nil, errors.New("proxyauth: Transport used without New; make it with New or Wrap")
 }
