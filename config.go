@@ -89,10 +89,18 @@ func checkPoolConfig(cfg *Config) error {
 		{"ProbeInterval", int64(pc.ProbeInterval)}, {"ProbeConcurrency", int64(pc.ProbeConcurrency)},
 		{"EjectAfter", int64(pc.EjectAfter)}, {"EjectionTime", int64(pc.EjectionTime)},
 		{"MaxEjectionTime", int64(pc.MaxEjectionTime)}, {"MaxEjectedPercent", int64(pc.MaxEjectedPercent)},
+		{"SessionTTL", int64(pc.SessionTTL)}, {"BanCooldown", int64(pc.BanCooldown)},
+		{"MaxBanCooldown", int64(pc.MaxBanCooldown)},
 	} {
 		if f.v < 0 {
 			return bad(f.name, strconv.FormatInt(f.v, 10), "negative; 0 means the default")
 		}
+	}
+	if _, err := parseSessionTemplate(pc.SessionUsername); err != nil {
+		return err
+	}
+	if pc.BanCooldown > 0 && pc.MaxBanCooldown > 0 && pc.MaxBanCooldown < pc.BanCooldown {
+		return bad("MaxBanCooldown", pc.MaxBanCooldown.String(), "shorter than BanCooldown ("+pc.BanCooldown.String()+")")
 	}
 	if pc.MaxEjectedPercent > 100 {
 		return bad("MaxEjectedPercent", strconv.Itoa(pc.MaxEjectedPercent), "more than 100")

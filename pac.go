@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -423,9 +424,22 @@ func (s *pacSource) roundTrip(req *http.Request) (*http.Response, error) {
 			order = append(order, m)
 		}
 	}
+	now := s.pool.now()
+	sv, err := s.pool.openSession(req, now)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	if sv != nil && sv.exit != nil {
+		// A session's exit goes first while the script names it.
+		if j := slices.Index(order, sv.exit); j > 0 {
+			copy(order[1:j+1], order[:j])
+			order[0] = sv.exit
+		}
+	}
 	seq := sequence{list: order, n: min(len(order), s.pool.maxPerReq)}
 	_, caller := proxyAuthorization(req.Header)
-	return s.pool.walk(req, seq, s.pool.now(), panicked, caller, false)
+	return s.pool.walk(req, seq, now, panicked, caller, false, sv)
 }
 
 // inRotation reports whether m is healthy or not checked yet.

@@ -101,6 +101,55 @@ type PoolConfig struct {
 	// in traffic. 0 means 50. At least one proxy of a pool of two or
 	// more may be ejected, and one always stays.
 	MaxEjectedPercent int
+
+	// SessionUsername is the username template of a gateway that picks
+	// the exit from the username (such as
+	// "customer-{user}-sessid-{session}"): the requests of a session
+	// (see [WithSession]) send the proxy's credentials with "{user}"
+	// replaced by the proxy's username and "{session}" by the session's
+	// token, each token on connections of its own. A token is made of
+	// the session id (the id when it is 1 to 32 ASCII letters and
+	// digits, else 16 hexadecimal digits of its SHA-256), "x", and a
+	// number in base 36 that changes each time the session starts or
+	// moves, so that the gateway hands a moved session a new exit:
+	// "abc123x2kw0f4", then "abc123x2kw0f5". Requests without a session
+	// send the username as it is. It must name {session}, and holds no
+	// other placeholder. "" means none: a session keeps to one proxy of
+	// the pool.
+	SessionUsername string
+
+	// SessionTTL ends a session that no request used for this long: its
+	// next request starts a new session, on a new exit. 0 means 10
+	// minutes.
+	SessionTTL time.Duration
+
+	// Banned, if not nil, is called with every response a proxy of the
+	// pool returned, and reports that the site blocks that exit for
+	// resp's host (a 403 or 429, say, or a header the site sets). It
+	// must not read resp.Body, which the caller gets. The proxy is then
+	// benched for that host, and only that host, for BanCooldown,
+	// doubled for each ban of it there in a row, up to MaxBanCooldown;
+	// a session on it moves to another exit. The banned response of an
+	// idempotent request that can be sent again (see the failover
+	// rules) is retried on another proxy (with SessionUsername, the same
+	// gateway under a new session token) within MaxProxiesPerRequest:
+	// that is what a scraper would do with it, and the body of a block
+	// page is seldom worth having. The last one is returned as it is;
+	// so are those of other requests, and, with ReturnBanned, every one.
+	// A host for which every proxy is benched still gets the last proxy
+	// of the request's turn, rather than no request at all. JSON leaves
+	// it out.
+	Banned func(resp *http.Response) bool `json:"-"`
+
+	// BanCooldown is how long a banned proxy is benched for the host at
+	// its first ban there. 0 means 1 minute.
+	BanCooldown time.Duration
+
+	// MaxBanCooldown caps the cooldown of repeated bans. 0 means 1 hour.
+	MaxBanCooldown time.Duration
+
+	// ReturnBanned returns banned responses as they are, never retried.
+	ReturnBanned bool
 }
 
 // PoolProxy is one proxy of a pool with settings of its own.
@@ -209,6 +258,13 @@ type Pool struct {
 	obs           *observer
 	set           *routeSet // the Transport's
 
+	sessions     *sessions
+	tmpl         *sessionTemplate // nil without PoolConfig.SessionUsername
+	banned       func(*http.Response) bool
+	banBase      time.Duration
+	banMax       time.Duration
+	returnBanned bool
+
 	rr      atomic.Uint64
 	rot     atomic.Pointer[rotation] // the proxies in rotation
 	nextDue atomic.Int64             // UnixNano when the next probe of a proxy out of rotation is due
@@ -270,6 +326,8 @@ type durable struct {
 
 	mu     sync.Mutex
 	idents map[string]*identity // the identities other than the proxy's own, while their routes live
+
+	bans bans // the hosts that block the proxy's exit
 }
 
 // more returns m's durable part, made on first use.
@@ -330,7 +388,15 @@ func newPool(cfg *Config, members []*member, set *routeSet, obs *observer) *Pool
 		ejectMax:    orDefault(pc.MaxEjectionTime, 5*time.Minute),
 		now:         time.Now,
 		sem:         make(chan struct{}, orDefault(pc.ProbeConcurrency, 4)),
+
+		sessions:     newSessions(orDefault(pc.SessionTTL, defaultSessionTTL)),
+		banned:       pc.Banned,
+		banBase:      orDefault(pc.BanCooldown, time.Minute),
+		banMax:       orDefault(pc.MaxBanCooldown, time.Hour),
+		returnBanned: pc.ReturnBanned,
 	}
+	p.tmpl, _ = parseSessionTemplate(pc.SessionUsername) // checked by New
+	p.banMax = max(p.banMax, p.banBase)
 	if p.probeTO == 0 {
 		p.probeTO = cfg.ProxyTimeout
 		if p.probeTO <= 0 {
@@ -560,18 +626,30 @@ func (p *Pool) checked(m *member) {
 // health.
 func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 	now := p.now()
+	sv, err := p.openSession(req, now)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	rot, pos := p.start(req, now)
 	_, caller := proxyAuthorization(req.Header)
 	dropCaller := false
-	if caller && req.Response != nil {
+	switch {
+	case caller && req.Response != nil:
 		if j := rot.position(firstMember(req)); j >= 0 {
 			pos = j
 		} else {
 			dropCaller = true
 		}
+	case sv != nil && sv.exit != nil:
+		// A session's exit goes first while it is in rotation; out of
+		// it, the session moves to the proxy that serves it.
+		if j := rot.position(sv.exit); j >= 0 {
+			pos = j
+		}
 	}
 	seq := sequence{rot: rot, pos: pos, n: min(p.maxPerReq, len(rot.in))}
-	return p.walk(req, seq, now, rot.panic, caller, dropCaller)
+	return p.walk(req, seq, now, rot.panic, caller, dropCaller, sv)
 }
 
 // sequence is the proxies a request tries, in order: n of a rotation from
@@ -591,23 +669,47 @@ func (s sequence) at(i int) *member {
 	return s.list[i]
 }
 
+// len returns the number of proxies the sequence could offer, beyond the n
+// to try: those benched for the host are passed over.
+func (s sequence) len() int {
+	if s.rot != nil {
+		return len(s.rot.in)
+	}
+	return len(s.list)
+}
+
 // walk sends req through the proxies of seq in turn, failing over as the
-// rules in PoolConfig allow. panicked reports that no proxy was in
-// rotation; caller that req carries the caller's Proxy-Authorization
-// field, and dropCaller that it is for none of them.
-func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, caller, dropCaller bool) (*http.Response, error) {
+// rules in PoolConfig allow, passing over those benched for its host, and
+// retrying banned responses as PoolConfig.Banned says. panicked reports
+// that no proxy was in rotation; caller that req carries the caller's
+// Proxy-Authorization field, and dropCaller that it is for none of them;
+// sv is req's session, nil for none.
+func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, caller, dropCaller bool, sv *sessionView) (*http.Response, error) {
 	single := p.single
+	var host string
+	if p.banned != nil {
+		host = banHost(req.URL)
+	}
+	n, total := seq.n, seq.len()
+	gateway := sv != nil && p.tmpl != nil
+	if gateway {
+		n = p.maxPerReq // banned responses go again, each under a new session token
+	}
 	var (
 		errs     []error
 		bodyUsed bool
 		prev     *member
 	)
-	for i := 0; i < seq.n; i++ {
+	for i, tried := 0, 0; tried < n && i < total; i++ {
 		m := seq.at(i)
-		if i > 0 {
+		if m != nil && !gateway && host != "" && m.benched(host, now) && !(i == total-1 && tried == 0) {
+			continue // benched for this host, and not the last hope
+		}
+		if tried > 0 {
 			p.obs.failover(FailoverInfo{From: urlOf(prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
 		}
 		prev = m
+		tried++
 		if !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil {
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
@@ -615,7 +717,7 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 			}
 		}
 		try := req
-		sendsCaller := caller && i == 0 && !dropCaller && m != nil
+		sendsCaller := caller && tried == 1 && !dropCaller && m != nil
 		if caller && !sendsCaller {
 			try = withoutProxyAuth(req)
 		}
@@ -644,20 +746,38 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 			continue
 		}
 		start := now
-		if i > 0 {
+		if tried > 1 {
 			start = p.now()
 		}
-		r := p.set.hold(m, nil, start)
+		r := p.routeFor(m, sv, start)
 		resp, err := r.roundTrip(try)
 		p.set.unhold(r)
 		m.observe(start, resp, err, single, sendsCaller)
 		if err == nil {
+			if host != "" && p.banned(resp) {
+				p.ban(m, host, resp, start, sv, gateway)
+				more := tried < n && (gateway || p.nextUnbenched(seq, i, host, start))
+				if more && !p.returnBanned && idempotent(req) && replayable(req) {
+					drain(resp.Body, r.timeout)
+					errs = append(errs, &StatusError{URL: req.URL, StatusCode: resp.StatusCode})
+					if gateway {
+						i-- // the same gateway, under the session's new token
+					}
+					continue
+				}
+			}
+			if sv != nil && !gateway {
+				p.bindSession(sv, m)
+			}
 			if try != req {
 				// The Request of the response is the caller's, in the
 				// context that names its proxy.
 				resp.Request = req.WithContext(resp.Request.Context())
 			}
 			return resp, nil
+		}
+		if gateway && healthFailure(err) {
+			p.moveSession(sv, m, "failed")
 		}
 		var pae *ProxyAuthError
 		if single || !mayFailOver(req, err) || sendsCaller && errors.As(err, &pae) && pae.StatusCode != 0 {
@@ -674,6 +794,11 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 	return nil, &PoolError{Errors: errs}
 }
 
+// replayable reports whether req's body, if any, can be sent again.
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
 // urlOf returns m's proxy, or nil for a direct connection.
 func urlOf(m *member) *url.URL {
 	if m == nil {
@@ -687,8 +812,7 @@ func urlOf(m *member) *url.URL {
 // failed, before anything was sent.
 func mayFailOverDirect(req *http.Request, err error) bool {
 	var oe *net.OpError
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	return req.Context().Err() == nil && replayable && errors.As(err, &oe) && oe.Op == "dial"
+	return req.Context().Err() == nil && replayable(req) && errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // mayFailOver reports whether req may go to another proxy after err.
@@ -696,7 +820,7 @@ func mayFailOver(req *http.Request, err error) bool {
 	if req.Context().Err() != nil {
 		return false
 	}
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	replayable := replayable(req)
 	var (
 		pae *ProxyAuthError
 		pe  *ProxyError
@@ -996,6 +1120,12 @@ func (p *Pool) Stats() []ProxyStats {
 			out[i].Ejections = l.ejections
 		} else {
 			out[i] = unused.snapshot()
+		}
+		if l != nil {
+			out[i].BansByHost = l.bans.counts()
+			for _, n := range out[i].BansByHost {
+				out[i].Bans += n
+			}
 		}
 		out[i].Proxy = m.spec.url.String()
 		out[i].State = ProxyState(m.state.Load())

@@ -37,6 +37,11 @@ type ProxyStats struct {
 	// LastError is the text of the last failure, "" if none: at most
 	// 2 KiB, ending in "…(truncated)" when it was cut.
 	LastError string
+	// Bans counts the responses that PoolConfig.Banned called bans of
+	// this proxy, and BansByHost the same by target host (nil for
+	// none). A proxy keeps the counts of its last 4,096 banned hosts.
+	Bans       uint64
+	BansByHost map[string]uint64
 }
 
 // LatencyStats summarises the latencies of a proxy's requests since the

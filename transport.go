@@ -86,6 +86,12 @@ func New(cfg Config) (*Transport, error) {
 			Reason: "set together with Proxies or Pool.Proxies: give the proxies one way"}
 	case cfg.PAC != "":
 		return newPACTransport(&cfg, base, obs)
+	case len(cfg.Proxies) == 0 && len(cfg.Pool.Proxies) == 0 && (cfg.Pool.SessionUsername != "" || cfg.Pool.Banned != nil):
+		field := "Pool.SessionUsername"
+		if cfg.Pool.SessionUsername == "" {
+			field = "Pool.Banned"
+		}
+		return nil, &ConfigError{Field: field, Reason: "set without a pool: it needs the proxies in Config.Proxies, Pool.Proxies or a PAC script, not the environment's"}
 	case len(cfg.Proxies) == 0 && len(cfg.Pool.Proxies) == 0:
 		env, err := fromEnvironment()
 		if err != nil {
@@ -228,6 +234,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.pool != nil {
 		return t.pool.roundTrip(req)
+	}
+	if id, ok := sessionOf(req.Context()); ok {
+		// The environment names one proxy per scheme: a session has
+		// nothing to choose, but its id is checked all the same.
+		if err := checkSessionID(id); err != nil {
+			closeBody(req)
+			return nil, err
+		}
 	}
 	m, err := t.memberFor(req)
 	if err != nil {

@@ -1,0 +1,501 @@
+package proxyauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/maphash"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// sessionKey is the context key of WithSession.
+type sessionKey struct{}
+
+// WithSession returns a context whose requests share one exit: the same
+// proxy, and for a gateway the same session username, until the session
+// ends (unused for PoolConfig.SessionTTL, its proxy failed, or a ban).
+//
+// Sessions belong to a pool ([PoolConfig]): with a single fixed proxy, or
+// the environment's, a session changes nothing but is accepted. The id is
+// the caller's name for the flow (a login, a checkout), any non-empty
+// string of at most 256 bytes; a request whose context carries an empty
+// or longer one fails with a [*ConfigError] before anything is sent.
+func WithSession(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, sessionKey{}, id)
+}
+
+// sessionOf returns the session id of ctx, and whether it has one.
+func sessionOf(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(sessionKey{}).(string)
+	return id, ok
+}
+
+// maxSessionID bounds a session id.
+const maxSessionID = 256
+
+// defaultSessionTTL is the default of PoolConfig.SessionTTL.
+const defaultSessionTTL = 10 * time.Minute
+
+// checkSessionID reports a session id that WithSession does not take.
+func checkSessionID(id string) error {
+	switch {
+	case id == "":
+		return &ConfigError{Field: "WithSession", Reason: "the session id is empty: give each flow a name of its own"}
+	case len(id) > maxSessionID:
+		return &ConfigError{Field: "WithSession", Value: id[:32] + "...",
+			Reason: "the session id is longer than " + strconv.Itoa(maxSessionID) + " bytes"}
+	}
+	return nil
+}
+
+// tokenBase returns the part of {session} that comes from the id: the id
+// itself when it is 1 to 32 ASCII letters and digits, else the first 16
+// hexadecimal digits of its SHA-256. Gateways take letters and digits in
+// a session name.
+func tokenBase(id string) string {
+	if plainToken(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:8])
+}
+
+func plainToken(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionTemplate is a parsed PoolConfig.SessionUsername.
+type sessionTemplate struct {
+	raw string
+}
+
+// parseSessionTemplate checks PoolConfig.SessionUsername: it must name
+// {session}, may name {user}, and holds no other braces.
+func parseSessionTemplate(raw string) (*sessionTemplate, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	bad := func(reason string) error {
+		return &ConfigError{Field: "Pool.SessionUsername", Value: raw, Reason: reason}
+	}
+	if !strings.Contains(raw, "{session}") {
+		return nil, bad("names no {session}: every session would get the same username, and so the same exit")
+	}
+	rest := strings.NewReplacer("{session}", "", "{user}", "").Replace(raw)
+	if strings.ContainsAny(rest, "{}") {
+		return nil, bad("has a brace that is not part of {user} or {session}, the only placeholders")
+	}
+	if strings.ContainsAny(raw, ":\r\n") {
+		return nil, bad("contains a colon or a line break, which a username cannot carry")
+	}
+	return &sessionTemplate{raw: raw}, nil
+}
+
+// username returns the username of a session with token for the proxy's
+// own username user.
+func (t *sessionTemplate) username(user, token string) string {
+	return strings.NewReplacer("{user}", user, "{session}", token).Replace(t.raw)
+}
+
+// session is one live session: the exit its requests share. Its fields
+// are guarded by its shard's mutex.
+type session struct {
+	id    string
+	token string  // what {session} becomes: it changes when the session moves
+	exit  *member // the proxy; nil before the first request picked one
+	prev  *member // the exit of the session it replaced, which expired; nil once bound
+	moves uint32
+	ban   bool  // its exit was banned since it was bound
+	used  int64 // UnixNano of the last request
+}
+
+// sessionShards is how many locks the sessions of a pool are spread over.
+const sessionShards = 64
+
+// sessions are the live sessions of a pool, by id. Ended sessions are
+// dropped when next looked up, and by a sweep of one shard at a time that
+// lookups run now and then.
+type sessions struct {
+	ttl    time.Duration
+	seed   maphash.Seed
+	ops    atomic.Uint64 // lookups, which drive the sweeps
+	serial atomic.Uint64 // the last number of a token
+	shards [sessionShards]sessionShard
+}
+
+type sessionShard struct {
+	mu    sync.Mutex
+	byID  map[string]*session
+	swept int64 // UnixNano of the last sweep
+}
+
+// sweepEvery is how many lookups go between two sweeps, each of the next
+// shard in turn: the sweeps cost a lookup little on average, and every
+// shard is swept within sweepEvery*sessionShards lookups.
+const sweepEvery = 256
+
+func newSessions(ttl time.Duration) *sessions {
+	s := &sessions{ttl: ttl, seed: maphash.MakeSeed()}
+	// Tokens of another run of the program, whose sessions a gateway may
+	// still hold, are not made again.
+	s.serial.Store(uint64(rand.Uint32()) << 8)
+	return s
+}
+
+// newToken returns the {session} of a session of id that starts or moves:
+// tokenBase(id), "x", and a number in base 36 that no other session or
+// move of this pool had ("abc123x2kw0f4", then "abc123x2kw0f5" after a
+// move).
+func (s *sessions) newToken(id string) string {
+	return tokenBase(id) + "x" + strconv.FormatUint(s.serial.Add(1), 36)
+}
+
+func (s *sessions) shard(id string) *sessionShard {
+	return &s.shards[maphash.String(s.seed, id)%sessionShards]
+}
+
+// acquire returns the live session id, made anew if it had none or its
+// last request is older than the TTL (expired then reports that), and
+// marks it used at now.
+func (s *sessions) acquire(id string, now time.Time) (sess *session, expired *session) {
+	n := now.UnixNano()
+	if op := s.ops.Add(1); op%sweepEvery == 0 {
+		s.shards[(op/sweepEvery)%sessionShards].sweep(n, int64(s.ttl))
+	}
+	sh := s.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.byID == nil {
+		sh.byID = map[string]*session{}
+	}
+	sess = sh.byID[id]
+	if sess != nil && n-sess.used > int64(s.ttl) {
+		expired, sess = sess, nil
+	}
+	if sess == nil {
+		sess = &session{id: id, token: s.newToken(id)}
+		if expired != nil {
+			sess.prev = expired.exit
+		}
+		sh.byID[id] = sess
+	}
+	sess.used = n
+	return sess, expired
+}
+
+// sweep drops the sessions of sh unused for ttl, unless it was swept
+// less than ttl ago.
+func (sh *sessionShard) sweep(now, ttl int64) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if now-sh.swept < ttl {
+		return
+	}
+	for id, sess := range sh.byID {
+		if now-sess.used > ttl {
+			delete(sh.byID, id)
+		}
+	}
+	sh.swept = now
+}
+
+// exitOf returns the exit of sess and its token.
+func (s *sessions) exitOf(sess *session) (*member, string) {
+	sh := s.shard(sess.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sess.exit, sess.token
+}
+
+// bound is what bind did.
+type bound struct {
+	from  *member // the exit the session had; nil for its first
+	prev  *member // for a first exit, that of the session it replaced, which expired
+	moved bool
+	ban   bool // the exit it left had been banned
+	moves uint32
+}
+
+// bind records that sess's requests go to m from now on: its first exit,
+// or, when it had another one or move is set (a gateway's exit that failed
+// or was banned: the same proxy, and a new token for a new exit behind
+// it), a move, which gets the session a new token.
+func (s *sessions) bind(sess *session, m *member, move bool) bound {
+	sh := s.shard(sess.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b := bound{from: sess.exit, ban: sess.ban, moves: sess.moves}
+	if b.from == nil {
+		b.prev = sess.prev
+	}
+	if b.from == m && !move || b.from == nil {
+		sess.exit, sess.prev = m, nil
+		return b
+	}
+	sess.exit, sess.ban = m, false
+	sess.moves++
+	sess.token = s.newToken(sess.id)
+	b.moved, b.moves = true, sess.moves
+	return b
+}
+
+// markBanned records that m, the exit of sess, was banned, so that the
+// session's move says so.
+func (s *sessions) markBanned(sess *session, m *member) {
+	sh := s.shard(sess.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sess.exit == m {
+		sess.ban = true
+	}
+}
+
+// live returns how many sessions are held, ended ones not yet dropped
+// included.
+func (s *sessions) live() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.byID)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// bans are the hosts for which one proxy is benched, with the number of
+// its recent bans there, which lengthens the next cooldown.
+type bans struct {
+	hosts  atomic.Int32 // len(byHost), read without the lock
+	mu     sync.Mutex
+	byHost map[string]*ban
+}
+
+type ban struct {
+	count int
+	last  time.Time
+	until time.Time
+	total uint64
+}
+
+// benched reports whether host is benched at now.
+func (b *bans) benched(host string, now time.Time) bool {
+	if b == nil || b.hosts.Load() == 0 {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	x := b.byHost[host]
+	return x != nil && now.Before(x.until)
+}
+
+// add records a ban for host at now and returns when it ends, base times
+// 2^(n-1) for the n-th ban in a row (a ban counts in a row when it comes
+// within 2*max of the previous one) capped at max, and the bans of host so
+// far.
+func (b *bans) add(host string, now time.Time, base, max time.Duration) (time.Time, uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	x := b.entryLocked(host, now)
+	if !x.last.IsZero() && now.Sub(x.last) > 2*max {
+		x.count = 0
+	}
+	x.count++
+	x.total++
+	d := base
+	for i := 1; i < x.count && d < max; i++ {
+		d *= 2
+	}
+	x.last, x.until = now, now.Add(min(d, max))
+	return x.until, x.total
+}
+
+// count records a ban for host that benches nothing (a gateway's), and
+// returns now and the bans of host so far.
+func (b *bans) count(host string, now time.Time) (time.Time, uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	x := b.entryLocked(host, now)
+	x.total++
+	x.last = now
+	return now, x.total
+}
+
+// entryLocked returns the entry of host, made if there is none.
+func (b *bans) entryLocked(host string, now time.Time) *ban {
+	if b.byHost == nil {
+		b.byHost = map[string]*ban{}
+	}
+	x := b.byHost[host]
+	if x == nil {
+		if len(b.byHost) >= maxBannedHosts {
+			b.dropOldestLocked(now)
+		}
+		x = &ban{}
+		b.byHost[host] = x
+		b.hosts.Store(int32(len(b.byHost)))
+	}
+	return x
+}
+
+// maxBannedHosts bounds the hosts one proxy keeps bans for.
+const maxBannedHosts = 4096
+
+// dropOldestLocked makes room: it drops the bans that have ended, or, if
+// none has, the one that ends first.
+func (b *bans) dropOldestLocked(now time.Time) {
+	var first string
+	for h, x := range b.byHost {
+		if !now.Before(x.until) {
+			delete(b.byHost, h)
+			continue
+		}
+		if first == "" || x.until.Before(b.byHost[first].until) {
+			first = h
+		}
+	}
+	if len(b.byHost) >= maxBannedHosts {
+		delete(b.byHost, first)
+	}
+	b.hosts.Store(int32(len(b.byHost)))
+}
+
+// counts returns the number of bans by host.
+func (b *bans) counts() map[string]uint64 {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.byHost) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(b.byHost))
+	for h, x := range b.byHost {
+		out[h] = x.total
+	}
+	return out
+}
+
+// sessionView is what a request knows of its session: the session, and
+// its exit and token when the request started.
+type sessionView struct {
+	s     *session
+	exit  *member
+	token string
+}
+
+// openSession returns the session of req, nil for none, or the error of a
+// session id WithSession does not take. A session that expired is
+// replaced by a new one, on a new exit.
+func (p *Pool) openSession(req *http.Request, now time.Time) (*sessionView, error) {
+	id, ok := sessionOf(req.Context())
+	if !ok {
+		return nil, nil
+	}
+	if err := checkSessionID(id); err != nil {
+		return nil, err
+	}
+	sess, _ := p.sessions.acquire(id, now)
+	exit, token := p.sessions.exitOf(sess)
+	return &sessionView{s: sess, exit: exit, token: token}, nil
+}
+
+// routeFor holds the route of m for a request of session sv (nil for
+// none): with PoolConfig.SessionUsername, the route of the session's
+// token, whose username names it.
+func (p *Pool) routeFor(m *member, sv *sessionView, now time.Time) *route {
+	if sv == nil || p.tmpl == nil {
+		return p.set.hold(m, nil, now)
+	}
+	tmpl, token := p.tmpl, sv.token
+	return m.routeAs(token, func(user string) string { return tmpl.username(user, token) }, now)
+}
+
+// bindSession records that m served a request of sv: the session's first
+// exit, or a move to it from the exit it had, because that exit failed
+// (or was out of rotation) or had been banned.
+func (p *Pool) bindSession(sv *sessionView, m *member) {
+	b := p.sessions.bind(sv.s, m, false)
+	switch {
+	case b.moved:
+		reason := "failed"
+		if b.ban {
+			reason = "banned"
+		}
+		p.obs.sessionMoved(SessionInfo{ID: sv.s.id, From: urlOf(b.from), To: urlOf(m), Reason: reason, Moves: int(b.moves)})
+	case b.prev != nil:
+		p.obs.sessionMoved(SessionInfo{ID: sv.s.id, From: urlOf(b.prev), To: urlOf(m), Reason: "expired"})
+	}
+}
+
+// moveSession moves sv to a new exit behind the gateway m, for reason: a
+// new token, whose username the gateway gives another exit.
+func (p *Pool) moveSession(sv *sessionView, m *member, reason string) {
+	b := p.sessions.bind(sv.s, m, true)
+	_, sv.token = p.sessions.exitOf(sv.s)
+	p.obs.sessionMoved(SessionInfo{ID: sv.s.id, From: urlOf(m), To: urlOf(m), Reason: reason, Moves: int(b.moves)})
+}
+
+// ban records that the site of host blocked m's exit, as resp shows, and
+// moves sv (if any) on: behind a gateway, to a new token at once; else to
+// whichever proxy serves it next, which bindSession reports.
+func (p *Pool) ban(m *member, host string, resp *http.Response, now time.Time, sv *sessionView, gateway bool) {
+	l := m.more()
+	var until time.Time
+	var total uint64
+	if gateway {
+		// The gateway is not benched: its exits are the sessions'.
+		until, total = l.bans.count(host, now)
+	} else {
+		until, total = l.bans.add(host, now, p.banBase, p.banMax)
+	}
+	p.obs.banned(BanInfo{Proxy: m.spec.url, Host: host, Until: until, Bans: total, StatusCode: resp.StatusCode})
+	if sv == nil {
+		return
+	}
+	if gateway {
+		p.moveSession(sv, m, "banned")
+		return
+	}
+	p.sessions.markBanned(sv.s, m)
+}
+
+// nextUnbenched reports whether a proxy after position i of seq is not
+// benched for host: somewhere a banned request could go again.
+func (p *Pool) nextUnbenched(seq sequence, i int, host string, now time.Time) bool {
+	for j := i + 1; j < seq.len(); j++ {
+		if m := seq.at(j); m == nil || !m.benched(host, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// benched reports whether m is benched for host at now.
+func (m *member) benched(host string, now time.Time) bool {
+	l := m.ext.Load()
+	return l != nil && l.bans.benched(host, now)
+}
+
+// banHost returns the host that bans are recorded for: u's host name, in
+// lower case.
+func banHost(u *url.URL) string {
+	return strings.ToLower(u.Hostname())
+}
