@@ -430,6 +430,9 @@ func (s *pacSource) roundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
+	if sv != nil && len(order) > 0 {
+		s.pool.claimExit(sv, order[0])
+	}
 	if sv != nil && sv.exit != nil {
 		// A session's exit goes first while the script names it.
 		if j := slices.Index(order, sv.exit); j > 0 {

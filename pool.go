@@ -647,6 +647,19 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 		if j := rot.position(sv.exit); j >= 0 {
 			pos = j
 		}
+	case sv != nil:
+		// A new session takes the strategy's pick, passing over the
+		// proxies benched for the host.
+		if p.banned != nil {
+			host, now := banHost(req.URL), now
+			for k := 0; k < len(rot.in)-1 && rot.in[pos].benched(host, now); k++ {
+				pos = (pos + 1) % len(rot.in)
+			}
+		}
+		p.claimExit(sv, rot.in[pos])
+		if j := rot.position(sv.exit); j >= 0 {
+			pos = j // another request of the session claimed first
+		}
 	}
 	seq := sequence{rot: rot, pos: pos, n: min(p.maxPerReq, len(rot.in))}
 	return p.walk(req, seq, now, rot.panic, caller, dropCaller, sv)

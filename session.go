@@ -255,6 +255,19 @@ func (s *sessions) bind(sess *session, m *member, move bool) bound {
 	return b
 }
 
+// claim makes m the exit of sess if it has none yet, and returns the exit
+// it has, and the exit of the session it replaced (nil if none), once:
+// requests of a new session that start at once agree on one exit.
+func (s *sessions) claim(sess *session, m *member) (exit, prev *member) {
+	sh := s.shard(sess.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sess.exit == nil {
+		sess.exit, prev, sess.prev = m, sess.prev, nil
+	}
+	return sess.exit, prev
+}
+
 // markBanned records that m, the exit of sess, was banned, so that the
 // session's move says so.
 func (s *sessions) markBanned(sess *session, m *member) {
@@ -417,6 +430,19 @@ func (p *Pool) openSession(req *http.Request, now time.Time) (*sessionView, erro
 	return &sessionView{s: sess, exit: exit, token: token}, nil
 }
 
+// claimExit gives sv the exit m (the request's first choice) if the
+// session has none yet, and says so when it replaces one that expired.
+func (p *Pool) claimExit(sv *sessionView, m *member) {
+	if sv == nil || sv.exit != nil || m == nil {
+		return
+	}
+	exit, prev := p.sessions.claim(sv.s, m)
+	sv.exit = exit
+	if prev != nil {
+		p.obs.sessionMoved(SessionInfo{ID: sv.s.id, From: urlOf(prev), To: urlOf(exit), Reason: "expired"})
+	}
+}
+
 // routeFor holds the route of m for a request of session sv (nil for
 // none): with PoolConfig.SessionUsername, the route of the session's
 // token, whose username names it.
@@ -433,15 +459,12 @@ func (p *Pool) routeFor(m *member, sv *sessionView, now time.Time) *route {
 // (or was out of rotation) or had been banned.
 func (p *Pool) bindSession(sv *sessionView, m *member) {
 	b := p.sessions.bind(sv.s, m, false)
-	switch {
-	case b.moved:
+	if b.moved {
 		reason := "failed"
 		if b.ban {
 			reason = "banned"
 		}
 		p.obs.sessionMoved(SessionInfo{ID: sv.s.id, From: urlOf(b.from), To: urlOf(m), Reason: reason, Moves: int(b.moves)})
-	case b.prev != nil:
-		p.obs.sessionMoved(SessionInfo{ID: sv.s.id, From: urlOf(b.prev), To: urlOf(m), Reason: "expired"})
 	}
 }
 
