@@ -38,10 +38,10 @@ type ProxyStats struct {
 	// 2 KiB, ending in "…(truncated)" when it was cut.
 	LastError string
 	// Bans counts the responses that PoolConfig.Banned called bans of
-	// this proxy.
+	// this proxy: the sum of BansByHost.
 	Bans uint64
-	// BansByHost counts them by target host; nil for none. A proxy keeps
-	// the counts of its last 4,096 banned hosts.
+	// BansByHost counts the same by target host; nil for none. A proxy
+	// keeps the counts of its last 4,096 banned hosts.
 	BansByHost map[string]uint64
 }
 
