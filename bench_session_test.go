@@ -30,8 +30,8 @@ func nullPool(b *testing.B) (*http.Client, *proxyauth.Transport) {
 // nullTarget is never dialed: the nullProxies answer for it.
 const nullTarget = "http://127.0.0.1:9/"
 
-// sessionGet sends a GET of target in ctx and reads the whole answer.
-func sessionGet(b *testing.B, cl *http.Client, ctx context.Context, target string) {
+// benchSessionGet sends a GET of target in ctx and reads the whole answer.
+func benchSessionGet(b *testing.B, cl *http.Client, ctx context.Context, target string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -54,12 +54,12 @@ func sessionGet(b *testing.B, cl *http.Client, ctx context.Context, target strin
 func BenchmarkSessions(b *testing.B) {
 	const n = 100000
 	cl, _ := nullPool(b)
-	sessionGet(b, cl, proxyauth.WithSession(context.Background(), "warm-up"), nullTarget) // connections, credentials and statistics made before
+	benchSessionGet(b, cl, proxyauth.WithSession(context.Background(), "warm-up"), nullTarget) // connections, credentials and statistics made before
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range n {
-		sessionGet(b, cl, proxyauth.WithSession(context.Background(), "user-"+strconv.Itoa(i)), nullTarget)
+		benchSessionGet(b, cl, proxyauth.WithSession(context.Background(), "user-"+strconv.Itoa(i)), nullTarget)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -70,7 +70,7 @@ func BenchmarkSessions(b *testing.B) {
 	i := n
 	b.ReportAllocs()
 	for b.Loop() {
-		sessionGet(b, cl, proxyauth.WithSession(context.Background(), "user-"+strconv.Itoa(i)), nullTarget)
+		benchSessionGet(b, cl, proxyauth.WithSession(context.Background(), "user-"+strconv.Itoa(i)), nullTarget)
 		i++
 	}
 	b.ReportMetric(per, "B/session")
@@ -109,12 +109,12 @@ func BenchmarkSessionRequest(b *testing.B) {
 		} {
 			b.Run("proxy="+p.name+"/session="+s.name, func(b *testing.B) {
 				for range 2 {
-					sessionGet(b, p.cl, s.ctx, p.target) // both proxies' connections, and the session, made before
+					benchSessionGet(b, p.cl, s.ctx, p.target) // both proxies' connections, and the session, made before
 				}
 				b.ReportAllocs()
 				n := 0
 				for b.Loop() {
-					sessionGet(b, p.cl, s.ctx, p.target)
+					benchSessionGet(b, p.cl, s.ctx, p.target)
 					if n++; n%4096 == 0 {
 						p.reset() // the proxyauthtest proxies record every request
 					}

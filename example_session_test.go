@@ -103,19 +103,19 @@ func ExampleWithSession() {
 	// no session: GET / through proxy 2: 200 OK
 }
 
-// gateway is the Authenticator of a gateway that picks an exit from the
+// gatewayAuth is the Authenticator of a gateway that picks an exit from the
 // username: it takes the account's password with any username that starts
 // with the account's, and records the usernames it saw.
-type gateway struct {
+type gatewayAuth struct {
 	account, password string
 
 	mu    sync.Mutex
 	users []string
 }
 
-func (g *gateway) Challenges() []string { return []string{`Basic realm="gateway"`} }
+func (g *gatewayAuth) Challenges() []string { return []string{`Basic realm="gateway"`} }
 
-func (g *gateway) Authorized(r *http.Request, _ []proxyauthtest.Credentials) bool {
+func (g *gatewayAuth) Authorized(r *http.Request, _ []proxyauthtest.Credentials) bool {
 	// http.Request reads Basic credentials from Authorization only.
 	h := &http.Request{Header: http.Header{"Authorization": r.Header.Values("Proxy-Authorization")}}
 	user, pass, ok := h.BasicAuth()
@@ -131,7 +131,7 @@ func (g *gateway) Authorized(r *http.Request, _ []proxyauthtest.Credentials) boo
 func ExamplePoolConfig_sessionUsername() {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer origin.Close()
-	auth := &gateway{account: "customer-alice", password: "s3cret"}
+	auth := &gatewayAuth{account: "customer-alice", password: "s3cret"}
 	gw := proxyauthtest.NewUnstartedProxy("", "")
 	gw.Auth = auth
 	gw.Start()

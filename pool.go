@@ -389,7 +389,7 @@ func newPool(cfg *Config, members []*member, set *routeSet, obs *observer) *Pool
 		now:         time.Now,
 		sem:         make(chan struct{}, orDefault(pc.ProbeConcurrency, 4)),
 
-		sessions:     newSessions(orDefault(pc.SessionTTL, defaultSessionTTL)),
+		sessions:     newSessions(orDefault(pc.SessionTTL, defaultSessionTTL), pc.SessionUsername != ""),
 		banned:       pc.Banned,
 		banBase:      orDefault(pc.BanCooldown, time.Minute),
 		banMax:       orDefault(pc.MaxBanCooldown, time.Hour),
@@ -652,7 +652,7 @@ func (p *Pool) roundTrip(req *http.Request) (*http.Response, error) {
 		// proxies benched for the host.
 		if p.banned != nil {
 			host, now := banHost(req.URL), now
-			for k := 0; k < len(rot.in)-1 && rot.in[pos].benched(host, now); k++ {
+			for k := 0; k < min(len(rot.in)-1, maxBenchedSkips) && rot.in[pos].benched(host, now); k++ {
 				pos = (pos + 1) % len(rot.in)
 			}
 		}
@@ -712,11 +712,18 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		errs     []error
 		bodyUsed bool
 		prev     *member
+		skipped  int
 	)
 	for i, tried := 0, 0; tried < n && i < total; i++ {
 		m := seq.at(i)
-		if m != nil && !gateway && host != "" && m.benched(host, now) && !(i == total-1 && tried == 0) {
-			continue // benched for this host, and not the last hope
+		if m != nil && !gateway && host != "" && skipped < maxBenchedSkips && !(i == total-1 && tried == 0) && m.benched(host, now) {
+			// Benched for this host, and not the last hope. A
+			// session on it moves for the ban.
+			skipped++
+			if sv != nil && m == sv.exit {
+				p.sessions.markBanned(sv.s, m)
+			}
+			continue
 		}
 		if tried > 0 {
 			p.obs.failover(FailoverInfo{From: urlOf(prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})

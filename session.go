@@ -132,26 +132,28 @@ const sessionShards = 64
 // dropped when next looked up, and by a sweep of one shard at a time that
 // lookups run now and then.
 type sessions struct {
-	ttl    time.Duration
-	seed   maphash.Seed
-	ops    atomic.Uint64 // lookups, which drive the sweeps
-	serial atomic.Uint64 // the last number of a token
-	shards [sessionShards]sessionShard
+	ttl       time.Duration
+	tokens    bool // the sessions need tokens: PoolConfig.SessionUsername is set
+	seed      maphash.Seed
+	nextSweep atomic.Uint64 // the shard the next sweep is of, modulo sessionShards
+	serial    atomic.Uint64 // the last number of a token
+	shards    [sessionShards]sessionShard
 }
 
 type sessionShard struct {
-	mu    sync.Mutex
-	byID  map[string]*session
-	swept int64 // UnixNano of the last sweep
+	mu      sync.Mutex
+	byID    map[string]*session
+	swept   int64 // UnixNano of the last sweep
+	lookups uint32
 }
 
-// sweepEvery is how many lookups go between two sweeps, each of the next
-// shard in turn: the sweeps cost a lookup little on average, and every
-// shard is swept within sweepEvery*sessionShards lookups.
+// sweepEvery is how many lookups of a shard go between two sweeps, each of
+// the next shard in turn: the sweeps cost a lookup little on average, and
+// every shard is swept however the lookups fall.
 const sweepEvery = 256
 
-func newSessions(ttl time.Duration) *sessions {
-	s := &sessions{ttl: ttl, seed: maphash.MakeSeed()}
+func newSessions(ttl time.Duration, tokens bool) *sessions {
+	s := &sessions{ttl: ttl, tokens: tokens, seed: maphash.MakeSeed()}
 	// Tokens of another run of the program, whose sessions a gateway may
 	// still hold, are not made again.
 	s.serial.Store(uint64(rand.Uint32()) << 8)
@@ -163,6 +165,9 @@ func newSessions(ttl time.Duration) *sessions {
 // move of this pool had ("abc123x2kw0f4", then "abc123x2kw0f5" after a
 // move).
 func (s *sessions) newToken(id string) string {
+	if !s.tokens {
+		return ""
+	}
 	return tokenBase(id) + "x" + strconv.FormatUint(s.serial.Add(1), 36)
 }
 
@@ -174,16 +179,21 @@ func (s *sessions) shard(id string) *sessionShard {
 // last request is older than the TTL (expired then reports that), and
 // marks it used at now.
 func (s *sessions) acquire(id string, now time.Time) (sess *session, expired *session) {
+	sess, expired, _, _ = s.open(id, now)
+	return sess, expired
+}
+
+// open is acquire that also returns the session's exit and token, read
+// under the same lock.
+func (s *sessions) open(id string, now time.Time) (sess, expired *session, exit *member, token string) {
 	n := now.UnixNano()
-	if op := s.ops.Add(1); op%sweepEvery == 0 {
-		s.shards[(op/sweepEvery)%sessionShards].sweep(n, int64(s.ttl))
-	}
 	sh := s.shard(id)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if sh.byID == nil {
 		sh.byID = map[string]*session{}
 	}
+	sh.lookups++
+	sweep := sh.lookups%sweepEvery == 0
 	sess = sh.byID[id]
 	if sess != nil && n-sess.used > int64(s.ttl) {
 		expired, sess = sess, nil
@@ -196,7 +206,12 @@ func (s *sessions) acquire(id string, now time.Time) (sess *session, expired *se
 		sh.byID[id] = sess
 	}
 	sess.used = n
-	return sess, expired
+	exit, token = sess.exit, sess.token
+	sh.mu.Unlock()
+	if sweep {
+		s.shards[s.nextSweep.Add(1)%sessionShards].sweep(n, int64(s.ttl))
+	}
+	return sess, expired, exit, token
 }
 
 // sweep drops the sessions of sh unused for ttl, unless it was swept
@@ -425,8 +440,7 @@ func (p *Pool) openSession(req *http.Request, now time.Time) (*sessionView, erro
 	if err := checkSessionID(id); err != nil {
 		return nil, err
 	}
-	sess, _ := p.sessions.acquire(id, now)
-	exit, token := p.sessions.exitOf(sess)
+	sess, _, exit, token := p.sessions.open(id, now)
 	return &sessionView{s: sess, exit: exit, token: token}, nil
 }
 
@@ -458,6 +472,9 @@ func (p *Pool) routeFor(m *member, sv *sessionView, now time.Time) *route {
 // exit, or a move to it from the exit it had, because that exit failed
 // (or was out of rotation) or had been banned.
 func (p *Pool) bindSession(sv *sessionView, m *member) {
+	if m == sv.exit {
+		return // where it was: nothing to record
+	}
 	b := p.sessions.bind(sv.s, m, false)
 	if b.moved {
 		reason := "failed"
@@ -500,10 +517,15 @@ func (p *Pool) ban(m *member, host string, resp *http.Response, now time.Time, s
 	p.sessions.markBanned(sv.s, m)
 }
 
+// maxBenchedSkips bounds the proxies benched for its host that a request
+// passes over: past that many (a host that banned most of a large pool),
+// it takes the next ones as they come, rather than scan the pool.
+const maxBenchedSkips = 64
+
 // nextUnbenched reports whether a proxy after position i of seq is not
 // benched for host: somewhere a banned request could go again.
 func (p *Pool) nextUnbenched(seq sequence, i int, host string, now time.Time) bool {
-	for j := i + 1; j < seq.len(); j++ {
+	for j := i + 1; j < min(seq.len(), i+1+maxBenchedSkips); j++ {
 		if m := seq.at(j); m == nil || !m.benched(host, now) {
 			return true
 		}

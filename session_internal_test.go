@@ -28,7 +28,7 @@ func TestSessionTokens(t *testing.T) {
 	}
 	// Each start and move gets a token of letters and digits that no
 	// other had, in this pool or another.
-	s1, s2 := newSessions(time.Minute), newSessions(time.Minute)
+	s1, s2 := newSessions(time.Minute, true), newSessions(time.Minute, true)
 	seen := map[string]bool{}
 	for range 1000 {
 		for _, s := range []*sessions{s1, s2} {
@@ -74,7 +74,7 @@ func TestSessionIDs(t *testing.T) {
 }
 
 func TestSessionsTTL(t *testing.T) {
-	s := newSessions(10 * time.Minute)
+	s := newSessions(10*time.Minute, true)
 	t0 := time.Unix(1_000_000, 0)
 	m1, m2 := &member{index: 1}, &member{index: 2}
 
@@ -126,7 +126,7 @@ func TestSessionsTTL(t *testing.T) {
 }
 
 func TestSessionsSwept(t *testing.T) {
-	s := newSessions(time.Minute)
+	s := newSessions(time.Minute, true)
 	t0 := time.Unix(1_000_000, 0)
 	for i := range 5000 {
 		s.acquire("old"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+itoa(i), t0)
@@ -137,7 +137,7 @@ func TestSessionsSwept(t *testing.T) {
 	// Lookups long after the TTL sweep every shard in turn, whichever
 	// they land on.
 	later := t0.Add(time.Hour)
-	for i := range sweepEvery * sessionShards {
+	for i := range 4 * sweepEvery * sessionShards {
 		s.acquire("new"+itoa(i%100), later)
 	}
 	if n := s.live(); n != 100 {
