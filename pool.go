@@ -137,8 +137,9 @@ type PoolConfig struct {
 	// page is seldom worth having. The last one is returned as it is;
 	// so are those of other requests, and, with ReturnBanned, every one.
 	// A host for which every proxy is benched still gets the last proxy
-	// of the request's turn, rather than no request at all. JSON leaves
-	// it out.
+	// of the request's turn, rather than no request at all; a request
+	// passes over at most 64 benched proxies, then takes them as they
+	// come. JSON leaves it out.
 	Banned func(resp *http.Response) bool `json:"-"`
 
 	// BanCooldown is how long a banned proxy is benched for the host at
