@@ -469,3 +469,29 @@ func TestSessionWithEnvironment(t *testing.T) {
 	require.True(t, errors.As(err, &ce))
 	assert.Equal(t, "Pool.Banned", ce.Field)
 }
+
+// A session whose exit another request got banned for a host moves off it
+// for that ban when it asks that host.
+func TestSessionMovesOffAnExitBannedByAnother(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t, false, nil)
+	m := map[string]string{"shop.test:80": hostOf(t, o.URL), "news.test:80": hostOf(t, o.URL)}
+	a, b := newMappedProxy(t, m), newMappedProxy(t, m)
+	var ev sessionEvents
+	tr, err := proxyauth.New(proxyauth.Config{Proxies: []string{a.URL, b.URL}, Credentials: fixedCreds(user, secret),
+		Hooks: ev.hooks(), Pool: proxyauth.PoolConfig{ReturnBanned: true, Banned: func(resp *http.Response) bool {
+			return proxyauth.ProxyOf(resp).String() == a.URL && resp.Request.URL.Hostname() == "shop.test"
+		}}})
+	require.NoError(t, err)
+	defer tr.Close()
+	cl := &http.Client{Transport: tr}
+	_, _, p := sessionGet(t, cl, "s1", "http://news.test/")
+	require.Equal(t, a.URL, p)
+	_, _, p = sessionGet(t, cl, "", "http://shop.test/") // banned, returned as it is
+	require.Equal(t, a.URL, p)
+	_, _, p = sessionGet(t, cl, "s1", "http://shop.test/")
+	assert.Equal(t, b.URL, p, "the session passes over its exit, benched for shop.test")
+	moves := ev.moved()
+	require.Len(t, moves, 1)
+	assert.Equal(t, "banned", moves[0].Reason)
+}
