@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +66,35 @@ func (e *sessionEvents) banned() []proxyauth.BanInfo {
 	return append([]proxyauth.BanInfo(nil), e.bans...)
 }
 
+// atOnceInSessions runs each requests of sessions sessions at once, the
+// sessions named prefix0, prefix1, ..., and returns what get said of each,
+// by session, with the count of each answer.
+func atOnceInSessions(sessions, each int, prefix string, get func(id string) string) map[string]map[string]int {
+	var (
+		mu  sync.Mutex
+		got = map[string]map[string]int{}
+		wg  sync.WaitGroup
+	)
+	for s := range sessions {
+		for range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := prefix + strconv.Itoa(s)
+				v := get(id)
+				mu.Lock()
+				defer mu.Unlock()
+				if got[id] == nil {
+					got[id] = map[string]int{}
+				}
+				got[id][v]++
+			}()
+		}
+	}
+	wg.Wait()
+	return got
+}
+
 // Requests of one session keep to one proxy, however many run at once;
 // requests without a session keep the strategy.
 func TestSessionsStickToAProxy(t *testing.T) {
@@ -77,29 +107,11 @@ func TestSessionsStickToAProxy(t *testing.T) {
 		}
 		cl := client(t, proxyauth.Config{Proxies: proxies, Credentials: fixedCreds(user, secret), Base: trusting(o.Certificate()),
 			Pool: proxyauth.PoolConfig{Strategy: proxyauth.RoundRobin}})
-		var (
-			mu  sync.Mutex
-			got = map[string]map[string]int{} // session -> proxy -> requests
-			wg  sync.WaitGroup
-		)
-		for s := range 6 {
-			for range 10 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					id := fmt.Sprintf("flow%d", s)
-					code, _, proxy := sessionGet(t, cl, id, o.URL)
-					assert.Equal(t, http.StatusOK, code)
-					mu.Lock()
-					defer mu.Unlock()
-					if got[id] == nil {
-						got[id] = map[string]int{}
-					}
-					got[id][proxy]++
-				}()
-			}
-		}
-		wg.Wait()
+		got := atOnceInSessions(6, 10, "flow", func(id string) string {
+			code, _, proxy := sessionGet(t, cl, id, o.URL)
+			assert.Equal(t, http.StatusOK, code)
+			return proxy
+		})
 		used := map[string]bool{}
 		for id, byProxy := range got {
 			assert.Len(t, byProxy, 1, "session %s went through %v", id, byProxy)
@@ -136,30 +148,12 @@ func TestSessionsThroughAGateway(t *testing.T) {
 		g := newGateway(t, "alice", secret)
 		o := newExitOrigin(t, tlsOn)
 		cl, _ := gatewayClient(t, g, o, proxyauth.PoolConfig{}, proxyauth.Hooks{})
-		var (
-			mu  sync.Mutex
-			got = map[string]map[string]bool{} // session -> exits
-			wg  sync.WaitGroup
-		)
-		for s := range 5 {
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					id := fmt.Sprintf("user-%d", s)
-					code, body, proxy := sessionGet(t, cl, id, o.URL)
-					assert.Equal(t, http.StatusOK, code)
-					assert.Equal(t, g.URL, proxy)
-					mu.Lock()
-					defer mu.Unlock()
-					if got[id] == nil {
-						got[id] = map[string]bool{}
-					}
-					got[id][body] = true
-				}()
-			}
-		}
-		wg.Wait()
+		got := atOnceInSessions(5, 8, "user-", func(id string) string {
+			code, body, proxy := sessionGet(t, cl, id, o.URL)
+			assert.Equal(t, http.StatusOK, code)
+			assert.Equal(t, g.URL, proxy)
+			return body
+		})
 		exits := map[string]bool{}
 		for id, bodies := range got {
 			assert.Len(t, bodies, 1, "session %s had exits %v", id, bodies)
