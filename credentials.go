@@ -189,13 +189,16 @@ func raise(u *atomic.Uint64, v uint64) {
 // connection-bound scheme.
 func (s *authState) refuse(v uint64) { raise(&s.refusedVersion, v) }
 
-// proven reports whether version v of the credentials was accepted by a
-// connection-bound scheme.
-func (s *authState) proven(v uint64) bool { return s.provenVersion.Load() >= v }
+// proven reports whether version v of the credentials may go without a
+// trial: a connection-bound scheme accepted it, or newer ones, and did
+// not refuse it. A request may hold a login it took before its version
+// was refused and newer credentials accepted: that version is not proven.
+func (s *authState) proven(v uint64) bool { return s.provenVersion.Load() >= v && !s.refused(v) }
 
 // refused reports whether version v of the credentials was refused by a
-// connection-bound scheme.
-func (s *authState) refused(v uint64) bool { return v != 0 && s.refusedVersion.Load() == v }
+// connection-bound scheme, or older than a version it refused: those were
+// replaced, and are not sent again either.
+func (s *authState) refused(v uint64) bool { return v != 0 && v <= s.refusedVersion.Load() }
 
 // errRefusedBefore is the cause when the credentials at hand are ones a
 // connection-bound scheme refused.

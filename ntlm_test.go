@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -203,6 +204,76 @@ func TestNTLMRefresh(t *testing.T) {
 			}
 			assert.Equal(t, 1, refusedSent, "the old password went once: %v", legs(p))
 			assert.Len(t, o.received(), 20)
+		})
+	}
+}
+
+// TestNTLMRefusedWhileHeld: a request that took the old password before
+// the proxy refused it, and reaches the proxy only once the new one was
+// accepted, does not send the old one again: it goes with the new one.
+func TestNTLMRefusedWhileHeld(t *testing.T) {
+	for _, tt := range targets {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, tt.tls, nil)
+			p := proxyauthtest.NewNTLMProxy(ntlmUser, ntlmPass)
+			t.Cleanup(p.Close)
+			var calls atomic.Int32
+			creds := func(_ context.Context, r proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
+				if calls.Add(1) == 1 {
+					return proxyauth.Credentials{Username: ntlmUser, Password: "old"}, nil
+				}
+				return proxyauth.Credentials{Username: ntlmUser, Password: ntlmPass}, nil
+			}
+			// The request to /late is held after the proxy's first
+			// challenge, when it has taken the old password, and before
+			// it sends it.
+			held, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			hooks := proxyauth.Hooks{AttemptStart: func(i proxyauth.AttemptInfo) {
+				if strings.HasSuffix(i.Target, "/late") && i.Attempt == 2 {
+					once.Do(func() {
+						close(held)
+						select {
+						case <-release:
+						case <-time.After(time.Minute):
+						}
+					})
+				}
+			}}
+			cl := client(t, proxyauth.Config{
+				Proxies:     []string{p.URL},
+				Credentials: creds,
+				Schemes:     []proxyauth.Scheme{proxyauth.NTLM()},
+				Base:        trusting(o.Certificate()),
+				Hooks:       hooks,
+			})
+			late := make(chan error, 1)
+			go func() { _, _, err := get(cl, o.URL+"/late"); late <- err }()
+			select {
+			case <-held:
+			case err := <-late:
+				t.Fatalf("the request to /late ended before it was held: %v", err)
+			}
+			// Meanwhile the old password is refused and the new one
+			// accepted.
+			_, resp, err := get(cl, o.URL+"/now")
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			// The request to /late needs a connection of its own, as
+			// when others hold the authenticated ones.
+			cl.CloseIdleConnections()
+			close(release)
+			require.NoError(t, <-late)
+
+			assert.Equal(t, int32(2), calls.Load(), "the credentials function is asked twice")
+			refusedSent := 0
+			for _, r := range p.Requests() {
+				if r.Leg == 3 && !r.Authorized {
+					refusedSent++
+				}
+			}
+			assert.Equal(t, 1, refusedSent, "the old password went once: %v", legs(p))
+			assert.Len(t, o.received(), 2)
 		})
 	}
 }
