@@ -168,6 +168,17 @@ func TestNTLMWrongPassword(t *testing.T) {
 	}
 }
 
+// oldThenNewPassword returns a CredentialsFunc that gives a wrong password
+// first and the right one from then on, counting its calls.
+func oldThenNewPassword(calls *atomic.Int32) proxyauth.CredentialsFunc {
+	return func(_ context.Context, r proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
+		if calls.Add(1) == 1 {
+			return proxyauth.Credentials{Username: ntlmUser, Password: "old"}, nil
+		}
+		return proxyauth.Credentials{Username: ntlmUser, Password: ntlmPass}, nil
+	}
+}
+
 // TestNTLMRefresh: a refused password makes the CredentialsFunc give a
 // new one, once for 20 requests sent at once, and all then succeed.
 func TestNTLMRefresh(t *testing.T) {
@@ -177,12 +188,7 @@ func TestNTLMRefresh(t *testing.T) {
 			p := proxyauthtest.NewNTLMProxy(ntlmUser, ntlmPass)
 			t.Cleanup(p.Close)
 			var calls atomic.Int32
-			creds := func(_ context.Context, r proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
-				if calls.Add(1) == 1 {
-					return proxyauth.Credentials{Username: ntlmUser, Password: "old"}, nil
-				}
-				return proxyauth.Credentials{Username: ntlmUser, Password: ntlmPass}, nil
-			}
+			creds := oldThenNewPassword(&calls)
 			base := trusting(o.Certificate())
 			base.MaxIdleConnsPerHost = 32
 			cl := client(t, proxyauth.Config{
@@ -218,12 +224,7 @@ func TestNTLMRefusedWhileHeld(t *testing.T) {
 			p := proxyauthtest.NewNTLMProxy(ntlmUser, ntlmPass)
 			t.Cleanup(p.Close)
 			var calls atomic.Int32
-			creds := func(_ context.Context, r proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {
-				if calls.Add(1) == 1 {
-					return proxyauth.Credentials{Username: ntlmUser, Password: "old"}, nil
-				}
-				return proxyauth.Credentials{Username: ntlmUser, Password: ntlmPass}, nil
-			}
+			creds := oldThenNewPassword(&calls)
 			// The request to /late is held after the proxy's first
 			// challenge, when it has taken the old password, and before
 			// it sends it.
