@@ -492,27 +492,6 @@ func BenchmarkRefreshStorm(b *testing.B) {
 	}
 }
 
-// BenchmarkPoolPick measures choosing the first proxy of a request, which
-// must stay flat from 10 to 10,000 proxies.
-func BenchmarkPoolPick(b *testing.B) {
-	for _, n := range []int{10, 1000, 10000} {
-		proxies := make([]string, n)
-		for i := range proxies {
-			proxies[i] = "http://127.0.0.1:" + strconv.Itoa(1024+i) // never dialed: picking sends nothing
-		}
-		for _, s := range []proxyauth.Strategy{proxyauth.Ordered, proxyauth.RoundRobin, proxyauth.Random, proxyauth.StickyHost} {
-			tr := newTransport(b, proxyauth.Config{Proxies: proxies, Pool: proxyauth.PoolConfig{Strategy: s}})
-			req := httptest.NewRequest(http.MethodGet, "http://shop.example/", nil)
-			b.Run("strategy="+s.String()+"/proxies="+strconv.Itoa(n), func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					proxyauth.Pick(tr, req)
-				}
-			})
-		}
-	}
-}
-
 // BenchmarkFailover measures what a failed primary adds to a request
 // through a pool of two, against the same request through the fallback
 // alone, the two sent in turn in each iteration. "refused": the primary

@@ -179,6 +179,17 @@ func oldThenNewPassword(calls *atomic.Int32) proxyauth.CredentialsFunc {
 	}
 }
 
+// refusedAuthenticates counts the AUTHENTICATE messages p refused.
+func refusedAuthenticates(p *proxyauthtest.Proxy) int {
+	n := 0
+	for _, r := range p.Requests() {
+		if r.Leg == 3 && !r.Authorized {
+			n++
+		}
+	}
+	return n
+}
+
 // TestNTLMRefresh: a refused password makes the CredentialsFunc give a
 // new one, once for 20 requests sent at once, and all then succeed.
 func TestNTLMRefresh(t *testing.T) {
@@ -202,13 +213,7 @@ func TestNTLMRefresh(t *testing.T) {
 				assert.NoError(t, err, "request %d", i)
 			}
 			assert.Equal(t, int32(2), calls.Load(), "the credentials function is asked twice: at first, and once after the refusal")
-			refusedSent := 0
-			for _, r := range p.Requests() {
-				if r.Leg == 3 && !r.Authorized {
-					refusedSent++
-				}
-			}
-			assert.Equal(t, 1, refusedSent, "the old password went once: %v", legs(p))
+			assert.Equal(t, 1, refusedAuthenticates(p), "the old password went once: %v", legs(p))
 			assert.Len(t, o.received(), 20)
 		})
 	}
@@ -267,13 +272,7 @@ func TestNTLMRefusedWhileHeld(t *testing.T) {
 			require.NoError(t, <-late)
 
 			assert.Equal(t, int32(2), calls.Load(), "the credentials function is asked twice")
-			refusedSent := 0
-			for _, r := range p.Requests() {
-				if r.Leg == 3 && !r.Authorized {
-					refusedSent++
-				}
-			}
-			assert.Equal(t, 1, refusedSent, "the old password went once: %v", legs(p))
+			assert.Equal(t, 1, refusedAuthenticates(p), "the old password went once: %v", legs(p))
 			assert.Len(t, o.received(), 2)
 		})
 	}
