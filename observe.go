@@ -36,6 +36,10 @@ type Hooks struct {
 	// Ban is called when PoolConfig.Banned says that a proxy's exit is
 	// blocked for a host.
 	Ban func(BanInfo)
+	// Hedge is called when a request starts on another proxy because
+	// its proxy had not connected within PoolConfig.HedgeAfter, and
+	// again when the race is decided.
+	Hedge func(HedgeInfo)
 }
 
 // AttemptInfo describes one request sent to a proxy.
@@ -160,6 +164,26 @@ type BanInfo struct {
 	StatusCode int
 }
 
+// HedgeInfo describes a hedged connection: a request that went to
+// another proxy in parallel while its proxy was still connecting.
+type HedgeInfo struct {
+	// From is the proxy that had not connected, without userinfo.
+	From *url.URL
+	// To is the proxy tried in parallel, without userinfo.
+	To *url.URL
+	// Target is the request's URL, with any password masked.
+	Target string
+	// After is how long From had been connecting when To started; when
+	// the race is decided, how long the race took.
+	After time.Duration
+	// Decided is false when To starts, and true when the race is
+	// decided; Winner is then the proxy whose connection the request
+	// took, nil when none connected.
+	Decided bool
+	// Winner is the proxy that connected first, once Decided.
+	Winner *url.URL
+}
+
 // observer sends what happens to the Logger and the Hooks of a Config.
 type observer struct {
 	log   *slog.Logger
@@ -177,7 +201,7 @@ func newObserver(cfg *Config) *observer {
 	h := cfg.Hooks
 	if cfg.Logger == nil && h.AttemptStart == nil && h.AttemptEnd == nil && h.Challenge == nil &&
 		h.CredentialsRefreshed == nil && h.Failover == nil && h.ProxyStateChanged == nil &&
-		h.SessionMoved == nil && h.Ban == nil {
+		h.SessionMoved == nil && h.Ban == nil && h.Hedge == nil {
 		return nil
 	}
 	return &observer{log: cfg.Logger, hooks: h}

@@ -151,7 +151,23 @@ type PoolConfig struct {
 
 	// ReturnBanned returns banned responses as they are, never retried.
 	ReturnBanned bool
+
+	// HedgeAfter: when the proxy being tried has not completed its
+	// connection (for a tunnel: its CONNECT answer) within this time, the
+	// next proxy is tried in parallel and the first to succeed is used.
+	// Only the connection is raced, before the origin can see anything:
+	// the request itself is sent once, through the winner. The loser is
+	// cancelled; a connection it completes anyway stays idle on its own
+	// proxy. Losing a race costs a proxy no health; while its connection
+	// is still pending, later requests pass over it, and when that
+	// connection fails, with its own ProxyTimeout, the proxy is ejected
+	// as for any failure. 0 means 500 milliseconds, two round trips to a
+	// proxy 200 ms away and some room; negative means never.
+	HedgeAfter time.Duration
 }
+
+// defaultHedgeAfter is the default of PoolConfig.HedgeAfter.
+const defaultHedgeAfter = 500 * time.Millisecond
 
 // PoolProxy is one proxy of a pool with settings of its own.
 type PoolProxy struct {

@@ -43,6 +43,15 @@ type ProxyStats struct {
 	// BansByHost counts the same by target host; nil for none. A proxy
 	// keeps the counts of its last 4,096 banned hosts.
 	BansByHost map[string]uint64
+	// Hedges counts the requests this proxy was tried for in parallel,
+	// because the proxy before it had not connected within
+	// PoolConfig.HedgeAfter; HedgesWon those of them it connected first
+	// for, and served.
+	Hedges, HedgesWon uint64
+	// RacesLost counts the requests that another proxy took while this
+	// one was still connecting for them. They are not failures: a
+	// connection that then fails counts as one.
+	RacesLost uint64
 }
 
 // LatencyStats summarises the latencies of a proxy's requests since the
