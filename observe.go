@@ -2,6 +2,7 @@ package proxyauth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -247,6 +248,8 @@ func (o *observer) attemptEnd(i AttemptInfo) {
 		if i.StatusCode >= 400 {
 			kind = Classify(&http.Response{StatusCode: i.StatusCode, Header: http.Header{}}, nil)
 		}
+	case errors.Is(i.Err, errLostRace):
+		// Not a failure: another proxy connected first.
 	case kind == KindProxyAuth:
 		level = slog.LevelInfo
 	default:
@@ -345,4 +348,25 @@ func (o *observer) banned(i BanInfo) {
 	o.record(slog.LevelWarn, "proxyauth: exit banned", slog.String("proxy", i.Proxy.String()),
 		slog.String("host", i.Host), slog.Time("until", i.Until), slog.Uint64("bans", i.Bans),
 		slog.Int("status", i.StatusCode))
+}
+
+func (o *observer) hedge(i HedgeInfo) {
+	if o == nil {
+		return
+	}
+	if o.hooks.Hedge != nil {
+		o.hooks.Hedge(i)
+	}
+	if !i.Decided {
+		o.record(slog.LevelInfo, "proxyauth: hedging", slog.String("from", i.From.String()),
+			slog.String("to", i.To.String()), slog.String("target", i.Target), slog.Duration("after", i.After))
+		return
+	}
+	winner := "none"
+	if i.Winner != nil {
+		winner = i.Winner.String()
+	}
+	o.record(slog.LevelInfo, "proxyauth: hedge decided", slog.String("first", i.From.String()),
+		slog.String("last", i.To.String()), slog.String("target", i.Target), slog.String("winner", winner),
+		slog.Duration("after", i.After))
 }

@@ -282,6 +282,9 @@ type Pool struct {
 	banMax       time.Duration
 	returnBanned bool
 
+	hedgeAfter  time.Duration // 0 for never
+	dialTimeout time.Duration // Config.ProxyTimeout, as routes take it
+
 	rr      atomic.Uint64
 	rot     atomic.Pointer[rotation] // the proxies in rotation
 	nextDue atomic.Int64             // UnixNano when the next probe of a proxy out of rotation is due
@@ -345,6 +348,8 @@ type durable struct {
 	idents map[string]*identity // the identities other than the proxy's own, while their routes live
 
 	bans bans // the hosts that block the proxy's exit
+
+	stallUntil atomic.Int64 // UnixNano on the pool's clock while a dial that lost a race is pending
 }
 
 // more returns m's durable part, made on first use.
@@ -413,6 +418,18 @@ func newPool(cfg *Config, members []*member, set *routeSet, obs *observer) *Pool
 		returnBanned: pc.ReturnBanned,
 	}
 	p.tmpl, _ = parseSessionTemplate(pc.SessionUsername) // checked by New
+	switch {
+	case pc.HedgeAfter == 0:
+		p.hedgeAfter = defaultHedgeAfter
+	case pc.HedgeAfter > 0:
+		p.hedgeAfter = pc.HedgeAfter
+	}
+	switch p.dialTimeout = cfg.ProxyTimeout; {
+	case p.dialTimeout == 0:
+		p.dialTimeout = defaultProxyTimeout
+	case p.dialTimeout < 0:
+		p.dialTimeout = defaultProxyTimeout // no bound: a stalled proxy is passed over for this long
+	}
 	p.banMax = max(p.banMax, p.banBase)
 	if p.probeTO == 0 {
 		p.probeTO = cfg.ProxyTimeout
@@ -730,24 +747,72 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		bodyUsed bool
 		prev     *member
 		skipped  int
+		i, tried int
 	)
-	for i, tried := 0, 0; tried < n && i < total; i++ {
-		m := seq.at(i)
-		if m != nil && !gateway && host != "" && skipped < maxBenchedSkips && !(i == total-1 && tried == 0) && m.benched(host, now) {
-			// Benched for this host, and not the last hope. A
-			// session on it moves for the ban.
-			skipped++
+	// pass reports whether the walk passes over m, the i-th of seq:
+	// benched for this host (a session on it moves for the ban), or
+	// stalled by a race it lost, and not the last hope.
+	pass := func(i int, m *member) bool {
+		if m == nil || skipped >= maxBenchedSkips || i == total-1 && tried == 0 {
+			return false
+		}
+		switch {
+		case !gateway && host != "" && m.benched(host, now):
 			if sv != nil && m == sv.exit {
 				p.sessions.markBanned(sv.s, m)
 			}
+		case p.hedgeAfter > 0 && m.stalled(now):
+		default:
+			return false
+		}
+		skipped++
+		return true
+	}
+	// more yields the next proxy to race, its request, and whether it
+	// needs a probe first; nil when there is none (a direct connection
+	// is not raced). It runs in the race's timer, while the walk waits.
+	more := func() (*member, *http.Request, bool) {
+		for tried < n && i+1 < total {
+			m := seq.at(i + 1)
+			if m == nil {
+				return nil, nil, false
+			}
+			i++
+			if pass(i, m) {
+				continue
+			}
+			tried++
+			prev = m
+			t := req
+			if caller {
+				t = withoutProxyAuth(req)
+			}
+			return m, t, !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil
+		}
+		return nil, nil, false
+	}
+	// again holds the proxies that lost a race to one that failed after
+	// connecting: they had not failed, and are tried again first.
+	var again []*member
+	for ; tried < n && i < total || len(again) > 0; i++ {
+		var m *member
+		retry := len(again) > 0
+		if retry {
+			m, again = again[0], again[1:]
+			i-- // the sequence stays where it was
+		} else if m = seq.at(i); pass(i, m) {
 			continue
 		}
 		if tried > 0 {
 			p.obs.failover(FailoverInfo{From: urlOf(prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
 		}
 		prev = m
-		tried++
-		if !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil {
+		if !retry {
+			tried++
+		}
+		racing := m != nil && p.hedgeable(sv) && tried < n && i+1 < total
+		probe := !retry && !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil
+		if probe && !racing { // a race probes as part of the connection it races
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
 				continue
@@ -786,9 +851,38 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		if tried > 1 {
 			start = p.now()
 		}
-		r := p.routeFor(m, sv, start)
-		resp, err := r.roundTrip(try)
-		p.set.unhold(r)
+		var (
+			resp *http.Response
+			err  error
+			r    *route
+			sent = try
+		)
+		var lost []*member
+		if racing {
+			var (
+				w      *leg
+				failed []*leg
+			)
+			w, failed, lost = p.hedged(req, try, m, start, probe, sendsCaller, more)
+			for _, f := range failed {
+				errs = append(errs, f.err)
+			}
+			if w == nil {
+				// Every proxy raced failed before connecting.
+				last := failed[len(failed)-1]
+				if !last.probeFailed && !mayFailOver(req, last.err) {
+					return nil, last.err
+				}
+				continue
+			}
+			m, r, sent, sendsCaller = w.m, w.r, w.req, w.sendsCaller
+			resp, err = w.resp, w.err
+			start = w.start
+		} else {
+			r = p.routeFor(m, sv, start)
+			resp, err = r.roundTrip(try)
+			p.set.unhold(r)
+		}
 		m.observe(start, resp, err, single, sendsCaller)
 		if err == nil {
 			if host != "" && p.banned(resp) {
@@ -806,7 +900,7 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 			if sv != nil && !gateway {
 				p.bindSession(sv, m)
 			}
-			if try != req {
+			if sent != req {
 				// The Request of the response is the caller's, in the
 				// context that names its proxy.
 				resp.Request = req.WithContext(resp.Request.Context())
@@ -821,6 +915,7 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 			return nil, err
 		}
 		errs = append(errs, err)
+		again = append(again, lost...)
 	}
 	if !bodyUsed {
 		closeBody(req)
@@ -917,6 +1012,11 @@ func (m *member) observe(start time.Time, resp *http.Response, err error, single
 		}
 		return
 	}
+	m.judge(err, caller)
+}
+
+// judge counts the outcome err (nil for an answer) for m's health.
+func (m *member) judge(err error, caller bool) {
 	var pae *ProxyAuthError // declared past the return: it costs an allocation
 	switch {
 	case healthFailure(err):
@@ -1116,6 +1216,7 @@ func (m *member) probeShared() error {
 		if p.ctx.Err() != nil {
 			return nil, err // closed: the result means nothing
 		}
+		m.stall(time.Time{}) // judged: a race's pending dial, if any, no longer matters
 		var pae *ProxyAuthError
 		switch {
 		case err == nil:
@@ -1167,6 +1268,7 @@ func (p *Pool) Stats() []ProxyStats {
 		out[i].Proxy = m.spec.url.String()
 		out[i].State = ProxyState(m.state.Load())
 		out[i].ConsecutiveFailures = int(m.consecutive.Load())
+		out[i].Stalled = m.stalled(p.now())
 		if l != nil && (out[i].State == StateEjected || out[i].State == StateAuthFailed) {
 			out[i].OutUntil = l.until
 		}

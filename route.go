@@ -75,6 +75,7 @@ type attempt struct {
 	last       bool        // no attempt follows this one, whatever the answer
 	tunnel     bool        // the request goes through a CONNECT tunnel
 	uri        string      // a plain request's target, for a connection-bound handshake
+	leg        *leg        // the request's part in a race of proxies (hedge.go); nil for none
 
 	conn atomic.Pointer[net.Conn] // the new connection whose CONNECT answer is awaited
 
@@ -86,7 +87,7 @@ type attempt struct {
 	// the request.
 	gotConn atomic.Bool
 	reused  atomic.Bool            // and that connection had served a request before
-	trace   *httptrace.ClientTrace // reports gotConn; nil for a plain request
+	trace   *httptrace.ClientTrace // reports gotConn; nil for a plain request outside a race
 
 	// The dial may go on in net/http's goroutine after RoundTrip has
 	// returned, hence atomics.
@@ -109,23 +110,45 @@ func (a *attempt) String() string { return fmt.Sprint(a.Context) + ".WithValue(p
 // GoString is String, for %#v.
 func (a *attempt) GoString() string { return a.String() }
 
+// getConnection is GetConn: when the request had a connection already,
+// net/http is trying it again on a new one, the first having broken
+// before an answer (it does so only when the request was not sent, or
+// can be sent twice). What the attempt saw of the first connection no
+// longer holds, and a race decided by it is open again.
+func (a *attempt) getConnection(string) {
+	if !a.gotConn.Load() {
+		return
+	}
+	a.gotConn.Store(false)
+	a.reused.Store(false)
+	a.connectSent.Store(false)
+	a.connectAnswered.Store(false)
+	if a.leg != nil {
+		a.leg.reconnecting()
+	}
+}
+
 func (a *attempt) gotConnection(i httptrace.GotConnInfo) {
 	a.gotConn.Store(true)
 	a.reused.Store(i.Reused)
+	if a.leg != nil {
+		a.leg.connected(i.Conn)
+	}
 }
 
-// newAttempt returns an attempt sending lg. A tunnel's carries a
-// ClientTrace, in the same allocation; a plain request's, which has no
-// use for one, is the smaller for it.
-func newAttempt(tunnel bool, lg *proxyLogin) *attempt {
-	if !tunnel {
+// newAttempt returns an attempt sending lg, for the race leg l (nil for
+// none). A tunnel's, or a leg's, carries a ClientTrace, in the same
+// allocation; a plain request's, which has no use for one, is the
+// smaller for it.
+func newAttempt(tunnel bool, lg *proxyLogin, l *leg) *attempt {
+	if !tunnel && l == nil {
 		return &attempt{lg: lg}
 	}
 	t := &struct {
 		a     attempt
 		trace httptrace.ClientTrace
 	}{}
-	t.a.lg, t.a.trace = lg, &t.trace
+	t.a.lg, t.a.trace, t.a.leg = lg, &t.trace, l
 	return &t.a
 }
 
@@ -227,24 +250,56 @@ func newRoute(base *http.Transport, spec *proxySpec, cfg *Config, auth *authStat
 
 // bounded bounds a dial to the proxy, TLS included, by the proxy timeout,
 // and, for a tunnel, the wait for the CONNECT's answer too: the
-// connection's deadline, set here, is lifted when the answer comes.
+// connection's deadline, set here, is lifted when the answer comes. It
+// also tells a race's leg (hedge.go) when its connection phase starts
+// and ends.
 func (r *route) bounded(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	if r.timeout == 0 {
-		return dial
-	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		dctx, cancel := context.WithTimeout(ctx, r.timeout)
-		defer cancel()
-		conn, err := dial(dctx, network, addr)
+		a := attemptFrom(ctx)
+		var l *leg
+		if a != nil {
+			l = a.leg
+		}
+		if l != nil {
+			l.dialing()
+		}
+		conn, err := r.dialWithin(ctx, dial, network, addr)
 		if err != nil {
+			if l != nil {
+				l.phaseEnded(err)
+			}
 			return nil, err
 		}
-		if a := attemptFrom(ctx); a != nil && a.tunnel {
+		if a == nil || !a.tunnel && !r.spec.socks() {
+			if l != nil {
+				l.phaseEnded(nil)
+			}
+			return conn, nil
+		}
+		if l != nil {
+			// net/http completes the connection phase itself.
+			op := "connect"
+			if r.spec.socks() {
+				op = "socks"
+			}
+			conn = &watchConn{Conn: conn, l: l, op: op, r: r}
+		}
+		if a.tunnel && r.timeout > 0 {
 			conn.SetDeadline(time.Now().Add(r.timeout))
 			a.conn.Store(&conn)
 		}
 		return conn, nil
 	}
+}
+
+// dialWithin dials within the proxy timeout.
+func (r *route) dialWithin(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), network, addr string) (net.Conn, error) {
+	if r.timeout == 0 {
+		return dial(ctx, network, addr)
+	}
+	dctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	return dial(dctx, network, addr)
 }
 
 // renewTransport puts a new clone of the template in use and closes the
@@ -401,10 +456,15 @@ func (r *route) authError(resp *http.Response, tunnel, sent bool) *ProxyAuthErro
 // refreshed credentials. req is the caller's: it is cloned, never changed;
 // the inner Transport closes its body, and resends use GetBody.
 func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
+	return r.roundTripIn(req, nil)
+}
+
+// roundTripIn is roundTrip for l, a leg of a race (nil for none).
+func (r *route) roundTripIn(req *http.Request, l *leg) (*http.Response, error) {
 	socks := r.spec.socks()
 	tunnel := !socks && req.URL.Scheme != "http"
 	callerAuth, callerSet := proxyAuthorization(req.Header)
-	a := newAttempt(tunnel, nil)
+	a := newAttempt(tunnel, nil, l)
 	if callerAuth != "" && !socks {
 		// The caller chose the credentials for this request: send them,
 		// and leave any 407 to the caller.
@@ -468,7 +528,7 @@ func (r *route) roundTrip(req *http.Request) (*http.Response, error) {
 			pae.Err = ErrBodyNotReplayable
 			return nil, pae
 		}
-		a = newAttempt(tunnel, next)
+		a = newAttempt(tunnel, next, l)
 	}
 }
 
@@ -521,8 +581,8 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	var ctx context.Context = a
 	ca := a.connAuth()
 	switch {
-	case a.tunnel:
-		a.trace.GotConn = a.gotConnection
+	case a.tunnel, a.leg != nil:
+		a.trace.GetConn, a.trace.GotConn = a.getConnection, a.gotConnection
 		ctx = httptrace.WithClientTrace(ctx, a.trace)
 	case ca != nil && plain:
 		// Whether the request carries the handshake's last leg, or goes

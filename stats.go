@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,10 @@ type ProxyStats struct {
 	// one was still connecting for them. They are not failures: a
 	// connection that then fails counts as one.
 	RacesLost uint64
+	// Stalled reports that a connection the proxy was making for a
+	// request that another proxy took is still pending: requests pass
+	// over the proxy until it ends, and it is judged by how it ends.
+	Stalled bool
 }
 
 // LatencyStats summarises the latencies of a proxy's requests since the
@@ -78,6 +83,8 @@ type memberStats struct {
 	total     time.Duration
 	max, last time.Duration
 	lastErr   string
+
+	hedges, hedgesWon, racesLost atomic.Uint64
 }
 
 func (s *memberStats) record(d time.Duration, resp *http.Response, err error) {
@@ -127,6 +134,9 @@ func (s *memberStats) snapshot() ProxyStats {
 		Statuses:  make(map[int]uint64, len(s.statuses)),
 		Latency:   LatencyStats{Count: s.requests, Max: s.max, Last: s.last},
 		LastError: s.lastErr,
+		Hedges:    s.hedges.Load(),
+		HedgesWon: s.hedgesWon.Load(),
+		RacesLost: s.racesLost.Load(),
 	}
 	for k, v := range s.outcomes {
 		out.Outcomes[k] = v
