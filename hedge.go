@@ -498,8 +498,8 @@ func (s *sharedBody) close() error {
 // try; they close it when their round trip fails, which leaves it to the
 // others.
 type gatedBody struct {
-	shared *sharedBody
-	leg    *leg
+	shared  *sharedBody
+	leg     *leg
 	touched atomic.Bool // the winner read or closed it: the body is its own
 	early   atomic.Bool // closed before the leg won
 }

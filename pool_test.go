@@ -111,7 +111,7 @@ func TestBlackHoledPrimaryCostsOneBoundedWait(t *testing.T) {
 	cl, tr := poolClient(t, proxyauth.Config{
 		Proxies:      []string{withUser(t, "http://"+blackHole(t), user, secret), withUser(t, fallback.URL, user, secret)},
 		Base:         trusting(o.Certificate()),
-		ProxyTimeout: expiring, // the fallback must answer within it too
+		ProxyTimeout: expiring,                             // the fallback must answer within it too
 		Pool:         proxyauth.PoolConfig{HedgeAfter: -1}, // the wait that hedging spares (hedge_test.go)
 	}, nil)
 	_, _, err := get(cl, o.URL)
