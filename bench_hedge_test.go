@@ -59,8 +59,9 @@ type dieRow struct {
 // connection to the dead primary waits for ProxyTimeout (2 s here) before
 // it fails over; with hedge=on (HedgeAfter 100 ms) the secondary is tried
 // in parallel after 100 ms. p50-ms, p99-ms and max-ms are the request
-// latencies; hedges is the pool's count of hedged connections. ns/op is
-// the run's wall time per request. -benchtime 300x gives the run of
+// latencies; slow-reqs counts the requests that took half ProxyTimeout or
+// more; hedges is the pool's count of hedged connections. ns/op is the
+// run's wall time per request. -benchtime 300x gives the run of
 // BENCHMARKS.md; with PROXYAUTH_LATENCY_OUT=FILE every request of the
 // last run of each sub-benchmark goes to FILE as CSV, which
 // scripts/latencychart draws (scripts/hedgechart does both).
@@ -155,10 +156,14 @@ func primaryDies(b *testing.B, target string, base *http.Transport, hedgeAfter t
 
 	lat := make([]time.Duration, 0, len(rows))
 	var failed []dieRow
+	slow := 0
 	for _, r := range rows {
 		lat = append(lat, r.latency)
 		if r.err != nil {
 			failed = append(failed, r)
+		}
+		if r.latency >= dieProxyTimeout/2 {
+			slow++
 		}
 	}
 	slices.Sort(lat)
@@ -173,6 +178,7 @@ func primaryDies(b *testing.B, target string, base *http.Transport, hedgeAfter t
 		hedges += st.Hedges
 	}
 	b.ReportMetric(float64(hedges), "hedges")
+	b.ReportMetric(float64(slow), "slow-reqs")
 	if len(failed) > 0 {
 		b.Errorf("%d of %d requests failed; the first, request %d: %v", len(failed), b.N, failed[0].seq, failed[0].err)
 	}
