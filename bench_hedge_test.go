@@ -72,21 +72,20 @@ type dieRow struct {
 // not raced by hedging.
 func BenchmarkPrimaryDies(b *testing.B) {
 	o := newBenchOrigins(b)
+	const target = "https"
 	var runs []dieRun
-	for _, target := range []string{"https"} {
-		for _, hedge := range []struct {
-			name  string
-			after time.Duration
-		}{{"on", 100 * time.Millisecond}, {"off", -1}} {
-			run := dieRun{target: target, mode: "hedge=" + hedge.name}
-			b.Run("target="+target+"/"+run.mode, func(b *testing.B) {
-				// The benchmark framework calls this for each b.N it
-				// tries: keep the last.
-				run.rows = primaryDies(b, o.url(target), o.base(), hedge.after)
-			})
-			if run.rows != nil {
-				runs = append(runs, run)
-			}
+	for _, hedge := range []struct {
+		name  string
+		after time.Duration
+	}{{"on", 100 * time.Millisecond}, {"off", -1}} {
+		run := dieRun{target: target, mode: "hedge=" + hedge.name}
+		b.Run("target="+target+"/"+run.mode, func(b *testing.B) {
+			// The benchmark framework calls this for each b.N it
+			// tries: keep the last.
+			run.rows = primaryDies(b, o.url(target), o.base(), hedge.after)
+		})
+		if run.rows != nil {
+			runs = append(runs, run)
 		}
 	}
 	if path := os.Getenv(latencyOutEnv); path != "" {
