@@ -24,6 +24,7 @@ type Relay struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	count int
+	dead  bool
 }
 
 // NewRelay starts a relay to target (host:port) that delays each direction
@@ -48,6 +49,18 @@ func (r *Relay) Connections() int {
 	return r.count
 }
 
+// Kill makes the relay a host gone dark: it closes the connections it
+// relays, then accepts connections and never relays them, nor answers or
+// closes them, until the relay is closed.
+func (r *Relay) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dead = true
+	for _, c := range r.conns {
+		c.Close()
+	}
+}
+
 func (r *Relay) accept() {
 	defer r.wg.Done()
 	for {
@@ -61,8 +74,14 @@ func (r *Relay) accept() {
 			continue
 		}
 		r.mu.Lock()
-		r.conns = append(r.conns, c, up)
 		r.count++
+		if r.dead {
+			r.conns = append(r.conns, c) // held open, silent
+			r.mu.Unlock()
+			up.Close()
+			continue
+		}
+		r.conns = append(r.conns, c, up)
 		r.mu.Unlock()
 		r.wg.Add(2)
 		go r.pipe(up, c)

@@ -97,3 +97,52 @@ func TestRelayCarriesDataAndHalfClose(t *testing.T) {
 		t.Errorf("got %d bytes back, want the %d sent, in order", len(back), len(payload))
 	}
 }
+
+func TestRelayKill(t *testing.T) {
+	r := NewRelay(t, echo(t), time.Millisecond)
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", r.Addr, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ping := func(c net.Conn) error {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(c, got); err != nil {
+			return err
+		}
+		if string(got) != "ping" {
+			t.Errorf("got %q back, want ping", got)
+		}
+		return nil
+	}
+	before := dial()
+	before.SetDeadline(time.Now().Add(time.Minute))
+	if err := ping(before); err != nil {
+		t.Fatalf("before Kill: %v", err)
+	}
+
+	r.Kill()
+	// The relayed connection is closed: what was under way ends at once
+	// (an error within the deadline, not its expiry).
+	if err := ping(before); err == nil {
+		t.Error("a connection relayed before Kill still echoes")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("a connection relayed before Kill hung until its deadline: %v", err)
+	}
+
+	// A new connection is accepted and then hears nothing: a bounded
+	// wait of 100 round trips of the relay ends in a timeout.
+	after := dial()
+	after.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if err := ping(after); err == nil {
+		t.Error("a connection made after Kill was relayed")
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Errorf("a connection made after Kill: %v, want a timeout (accepted, never answered)", err)
+	}
+}
