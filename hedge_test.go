@@ -406,3 +406,140 @@ func TestHedgeLogs(t *testing.T) {
 	assert.NotContains(t, out, secret)
 	assert.NotContains(t, out, `"level":"WARN","msg":"proxyauth: attempt done"`, "losing a race is no warning")
 }
+
+// TestHedgeRetryOnNewConnection: a request whose reused tunnel breaks
+// before its answer is sent again by net/http on a new connection; when
+// the proxy has gone dark, that connection is raced too. Without hedging
+// the CONNECT that goes unanswered counts against the proxy's health.
+func TestHedgeRetryOnNewConnection(t *testing.T) {
+	for _, hedge := range []bool{true, false} {
+		name := map[bool]string{true: "hedged", false: "not hedged"}[hedge]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := newOrigin(t, true, nil)
+			primary := newProxy(t, user, secret)
+			front := newDyingFront(t, primary.Addr())
+			fallback := newProxy(t, user, secret)
+			ev := newHedgeEvents()
+			after, timeout := hedgeAfter, time.Minute
+			if !hedge {
+				after, timeout = -1, 2*time.Second
+			}
+			cl, tr := poolClient(t, proxyauth.Config{
+				Proxies:      []string{withUser(t, "http://"+front.addr, user, secret), withUser(t, fallback.URL, user, secret)},
+				Base:         trusting(o.Certificate()),
+				ProxyTimeout: timeout,
+				Pool:         proxyauth.PoolConfig{HedgeAfter: after},
+				Hooks:        ev.hooks(),
+			}, nil)
+			_, resp, err := get(cl, o.URL)
+			require.NoError(t, err)
+			require.Equal(t, front.addr, proxyauth.ProxyOf(resp).Host)
+
+			close(front.die) // the tunnel breaks on the next request; new connections get no answer
+			_, resp, err = get(cl, o.URL)
+			require.NoError(t, err)
+			assert.Equal(t, fallback.URL, proxyauth.ProxyOf(resp).String(), "served by the fallback")
+			assert.Len(t, o.received(), 2, "the origin received each request once")
+			st := tr.Pool().Stats()
+			if hedge {
+				hs := ev.all()
+				require.Len(t, hs, 2, "the new connection was raced")
+				assert.Equal(t, fallback.URL, hs[1].Winner.String())
+				assert.Equal(t, uint64(1), st[0].RacesLost)
+				assert.NotEqual(t, proxyauth.StateEjected, st[0].State, "not failed for losing")
+				return
+			}
+			assert.Empty(t, ev.all())
+			assert.Equal(t, proxyauth.StateEjected, st[0].State, "the unanswered CONNECT is the proxy's failure")
+			assert.Contains(t, st[0].LastError, "did not answer the CONNECT")
+		})
+	}
+}
+
+// dyingFront is a TCP front to a proxy that passes its first two
+// connections (a probe's, and a tunnel's) until die is closed; then it
+// closes the second when the client next writes on it, and never answers
+// on later connections: a proxy gone dark under a kept-alive tunnel.
+type dyingFront struct {
+	addr string
+	die  chan struct{}
+}
+
+func newDyingFront(t *testing.T, target string) *dyingFront {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := &dyingFront{addr: ln.Addr().String(), die: make(chan struct{})}
+	never := make(chan struct{})
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+		n     int
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n++
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			dark := n > 2
+			wg.Add(2)
+			go func() { // client to proxy
+				defer wg.Done()
+				defer up.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					k, err := c.Read(buf)
+					if k > 0 {
+						select {
+						case <-f.die:
+							if !dark {
+								c.Close() // the tunnel breaks under the request
+								return
+							}
+						default:
+						}
+						if _, err := up.Write(buf[:k]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() { // proxy to client
+				defer wg.Done()
+				if dark {
+					<-never
+				}
+				io.Copy(c, up)
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		close(never)
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return f
+}
