@@ -3,12 +3,14 @@ package proxyauth_test
 // BenchmarkRTT counts round trips rather than microseconds: a
 // testnet.Relay in front of each proxy gives the link to it a round-trip
 // time of 20 ms, TCP's handshake included, while the origins sit on
-// loopback next to the proxy. Each sub-benchmark reports RTT/op, its time
-// per operation over the round-trip time, and conns/op, the connections
-// the relays accepted per operation; it fails when RTT/op exceeds the
-// minimum that the case needs by more than half a round trip, since
-// everything else takes microseconds on loopback. The names carry
-// key=value parts, so that benchstat can set the clients side by side:
+// loopback next to the proxy. Each sub-benchmark reports RTT/op, its mean
+// time per operation over the round-trip time, min-RTT/op, its fastest
+// operation's, and conns/op, the connections the relays accepted per
+// operation. It fails when its fastest operation exceeds the round trips
+// the case needs (or, where proxyauth needs more today, those: see
+// "KNOWN GAP") by more than rttLimit allows, which is what one round trip
+// too many does, and a busy machine does not. The names carry key=value
+// parts, so that benchstat can set the clients side by side:
 //
 //	benchstat -col /client rtt.txt
 //
@@ -59,8 +61,10 @@ const (
 	rttSlack = 0.5
 	rttSlope = 0.05
 
-	// rttHedgeAfter is the blackhole case's PoolConfig.HedgeAfter.
-	rttHedgeAfter = 100 * time.Millisecond
+	// rttHedgeAfter and rttProxyTimeout are the blackhole case's
+	// PoolConfig.HedgeAfter and Config.ProxyTimeout.
+	rttHedgeAfter   = 100 * time.Millisecond
+	rttProxyTimeout = 2 * time.Second
 )
 
 // rttProxy is a proxyauthtest proxy offering Basic or Digest alone, behind
@@ -199,12 +203,15 @@ func (e *rttEnv) bare(b *testing.B, proxyURL string, keep bool) (*http.Client, f
 	return &http.Client{Transport: t}, t.CloseIdleConnections
 }
 
-// rttCounter measures a sub-benchmark: the time of its timed loop over the
-// round-trip time, per operation, against want.
+// rttCounter measures a sub-benchmark: the time of each operation over the
+// round-trip time, against the case's minimum.
 type rttCounter struct {
-	b      *testing.B
-	relays []*testnet.Relay
-	conns  int
+	b       *testing.B
+	relays  []*testnet.Relay
+	conns   int
+	n       int
+	total   time.Duration
+	fastest time.Duration
 }
 
 func countRTT(b *testing.B, relays ...*testnet.Relay) *rttCounter {
@@ -215,47 +222,81 @@ func countRTT(b *testing.B, relays ...*testnet.Relay) *rttCounter {
 	return c
 }
 
-// done reports RTT/op for the time d of b.N operations, and conns/op, and
-// fails when RTT/op is more than rttSlack over want (or, when check is
-// false, only reports).
-func (c *rttCounter) done(d time.Duration, want float64, check bool) float64 {
+// add records an operation that took d.
+func (c *rttCounter) add(d time.Duration) {
+	if c.n == 0 || d < c.fastest {
+		c.fastest = d
+	}
+	c.n++
+	c.total += d
+}
+
+// done reports RTT/op, the mean, and min-RTT, the fastest operation's, as
+// round trips, and conns/op; when check is set, it fails if the fastest
+// operation took more than rttLimit(want). The fastest, not the mean: a
+// round trip too many is in every operation, where a busy machine slows
+// some of them, and the mean with them.
+func (c *rttCounter) done(unit string, want float64, check bool) {
 	b := c.b
 	for _, r := range c.relays {
 		c.conns += r.Connections()
 	}
-	n := float64(b.N)
-	got := float64(d) / n / float64(rttLink)
-	b.ReportMetric(got, "RTT/op")
-	b.ReportMetric(float64(c.conns)/n, "conns/op")
-	b.ReportMetric(float64(d)/n, "ns/op") // for curl, its own time rather than its process's
-	if limit := rttLimit(want); check && got > limit {
-		b.Fatalf("%.2f round trips per operation (%.2f connections), want at most %.2f (%g, and %.2f for the machine)",
-			got, float64(c.conns)/n, limit, want, limit-want)
+	if c.n == 0 {
+		b.Fatal("no operation measured")
 	}
-	return got
+	n := float64(c.n)
+	mean := float64(c.total) / n / float64(rttLink)
+	fastest := float64(c.fastest) / float64(rttLink)
+	b.ReportMetric(mean, unit)
+	b.ReportMetric(fastest, "min-"+unit)
+	if c.relays != nil {
+		b.ReportMetric(float64(c.conns)/n, "conns/op")
+	}
+	if unit == "RTT/op" {
+		b.ReportMetric(float64(c.total)/n, "ns/op") // for curl, its own time rather than its process's
+	}
+	if limit := rttLimit(want); check && fastest > limit {
+		b.Fatalf("the fastest operation took %.2f round trips (mean %.2f, %.2f connections), want at most %.2f (%g, and %.2f for the machine)",
+			fastest, mean, float64(c.conns)/n, limit, want, limit-want)
+	}
 }
 
 // rttLimit is the most round trips a case of want round trips may take.
 func rttLimit(want float64) float64 { return want + rttSlack + rttSlope*want }
 
-// loop runs op b.N times, timed, and checks the round trips against want.
-// op's own setup and teardown can stop the timer.
-func loop(b *testing.B, want float64, op func(), relays ...*testnet.Relay) {
+// loop runs op b.N times and checks the round trips of the fastest
+// against want; op returns the time it took, its setup and teardown left
+// out.
+func loop(b *testing.B, want float64, op func() time.Duration, relays ...*testnet.Relay) {
 	c := countRTT(b, relays...)
 	for b.Loop() {
-		op()
+		c.add(op())
 	}
-	c.done(b.Elapsed(), want, true)
+	c.done("RTT/op", want, true)
 }
 
-// freshGet sends one GET through a client made for it, and closes the
-// client untimed.
-func freshGet(b *testing.B, mk func() (*http.Client, func()), target string) {
-	cl, closeFn := mk()
-	benchGet(b, cl, target)
-	b.StopTimer()
-	closeFn()
-	b.StartTimer()
+// rttGet returns an op for loop: a GET through cl.
+func rttGet(b *testing.B, cl *http.Client, target string) func() time.Duration {
+	return func() time.Duration {
+		start := time.Now()
+		benchGet(b, cl, target)
+		return time.Since(start)
+	}
+}
+
+// freshGet returns an op for loop: a GET through a client made for it,
+// closed untimed.
+func freshGet(b *testing.B, mk func() (*http.Client, func()), target string) func() time.Duration {
+	return func() time.Duration {
+		start := time.Now()
+		cl, closeFn := mk()
+		benchGet(b, cl, target)
+		took := time.Since(start)
+		b.StopTimer()
+		closeFn()
+		b.StartTimer()
+		return took
+	}
 }
 
 // BenchmarkRTT counts the round trips of requests through proxies 20 ms
@@ -298,13 +339,13 @@ func BenchmarkRTT(b *testing.B) {
 			bound := max(c.want, c.today)
 			if c.fresh {
 				mk := func() (*http.Client, func()) { return e.library(b, c.auth, c.keep, p.url) }
-				loop(b, bound, func() { freshGet(b, mk, c.target) }, p.relay)
+				loop(b, bound, freshGet(b, mk, c.target), p.relay)
 				return
 			}
 			cl, closeFn := e.library(b, c.auth, c.keep, p.url)
 			defer closeFn()
 			benchGet(b, cl, c.target) // the challenge, the nonce, the connection to reuse
-			loop(b, bound, func() { benchGet(b, cl, c.target) }, p.relay)
+			loop(b, bound, rttGet(b, cl, c.target), p.relay)
 		})
 		if c.auth == "basic" {
 			b.Run(prefix+"bare", func(b *testing.B) {
@@ -312,7 +353,7 @@ func BenchmarkRTT(b *testing.B) {
 				cl, closeFn := e.bare(b, p.url, c.keep)
 				defer closeFn()
 				benchGet(b, cl, c.target)
-				loop(b, c.want, func() { benchGet(b, cl, c.target) }, p.relay)
+				loop(b, c.want, rttGet(b, cl, c.target), p.relay)
 			})
 		}
 		// curl holds no nonce from one run to the next: its Digest
@@ -323,16 +364,15 @@ func BenchmarkRTT(b *testing.B) {
 			b.Run(prefix+"curl", func(b *testing.B) {
 				p := newRTTProxy(b, c.auth)
 				counter := countRTT(b, p.relay)
-				var total time.Duration
 				for b.Loop() {
 					urls := []string{c.target}
 					if strings.HasSuffix(c.name, "-reused") {
 						urls = append(urls, c.target) // the second reuses the first's connection
 					}
 					times := runCurl(b, curl, e.caFile, p.url, c.auth, urls...)
-					total += times[len(times)-1]
+					counter.add(times[len(times)-1])
 				}
-				counter.done(total, c.want, false)
+				counter.done("RTT/op", c.want, false)
 			})
 		}
 	}
@@ -349,7 +389,7 @@ func BenchmarkRTT(b *testing.B) {
 		// KNOWN GAP: the pool probes each unchecked proxy before its
 		// first use with a connect of its own, one round trip more for
 		// the fallback, whose tunnel then connects again.
-		loop(b, 4+1+1, func() { freshGet(b, mk, https) }, live.relay)
+		loop(b, 4+1+1, freshGet(b, mk, https), live.relay)
 	})
 
 	blackhole := func(b *testing.B) (*http.Client, func(), *testnet.Relay, *testnet.Relay) {
@@ -359,7 +399,7 @@ func BenchmarkRTT(b *testing.B) {
 			Proxies:      []string{"http://" + hole.Addr, live.url},
 			Credentials:  rttCreds,
 			Base:         e.base(false),
-			ProxyTimeout: 2 * time.Second, // bounds the case until hedging races the fallback
+			ProxyTimeout: rttProxyTimeout, // bounds the case until hedging races the fallback
 			Pool:         proxyauth.PoolConfig{Strategy: proxyauth.Ordered, HedgeAfter: rttHedgeAfter},
 		})
 		if err != nil {
@@ -373,36 +413,32 @@ func BenchmarkRTT(b *testing.B) {
 		// ProxyTimeout (2 s) first, and the case fails at its first
 		// operation, at once rather than after b.N of them.
 		want := 4 + float64(rttHedgeAfter)/float64(rttLink)
-		var counter *rttCounter
-		var total time.Duration
+		counter := countRTT(b)
 		for b.Loop() {
 			b.StopTimer()
 			cl, closeFn, hole, live := blackhole(b)
-			if counter == nil {
-				counter = countRTT(b, hole, live)
-			} else {
-				counter.relays = append(counter.relays, hole, live)
-			}
+			counter.relays = append(counter.relays, hole, live)
+			counter.conns -= hole.Connections() + live.Connections()
 			b.StartTimer()
 			start := time.Now()
 			benchGet(b, cl, https)
 			took := time.Since(start)
-			total += took
+			counter.add(took)
 			b.StopTimer()
 			closeFn()
 			b.StartTimer()
-			if got := float64(took) / float64(rttLink); got > rttLimit(want) {
-				b.Fatalf("HEDGING: the first request took %.2f round trips (%v), want at most %.2f: 4 and HedgeAfter (%v)",
-					got, took.Round(time.Millisecond), rttLimit(want), rttHedgeAfter)
+			if took >= rttProxyTimeout {
+				b.Fatalf("HEDGING: the first request took %.2f round trips (%v), want at most %.2f: 4 and HedgeAfter (%v); it waited out ProxyTimeout",
+					float64(took)/float64(rttLink), took.Round(time.Millisecond), rttLimit(want), rttHedgeAfter)
 			}
 		}
-		counter.done(total, want, true)
+		counter.done("RTT/op", want, true)
 	})
 	b.Run("case=blackhole-primary-next/auth=basic/client=proxyauth", func(b *testing.B) {
 		cl, closeFn, hole, live := blackhole(b)
 		defer closeFn()
 		benchGet(b, cl, https) // the request that finds the black hole
-		loop(b, 4, func() { benchGet(b, cl, https) }, hole, live)
+		loop(b, 4, rttGet(b, cl, https), hole, live)
 	})
 
 	// rotation: at every operation the proxy starts refusing the
@@ -438,9 +474,8 @@ func BenchmarkRTT(b *testing.B) {
 			defer t.Close()
 			cl := &http.Client{Transport: t}
 			benchGet(b, cl, c.target)
-			counter := countRTT(b, p.relay)
+			counter, after := countRTT(b, p.relay), countRTT(b)
 			const next = 2
-			var first, rest time.Duration
 			rejected, i := 0, 0
 			for b.Loop() {
 				b.StopTimer()
@@ -450,14 +485,10 @@ func BenchmarkRTT(b *testing.B) {
 				password.Store(&pw)
 				p.ResetRequests()
 				b.StartTimer()
-				start := time.Now()
-				benchGet(b, cl, c.target)
-				first += time.Since(start)
-				start = time.Now()
+				counter.add(rttGet(b, cl, c.target)())
 				for range next {
-					benchGet(b, cl, c.target)
+					after.add(rttGet(b, cl, c.target)())
 				}
-				rest += time.Since(start)
 				b.StopTimer()
 				for _, r := range p.Requests() {
 					if r.Status == http.StatusProxyAuthRequired {
@@ -466,17 +497,12 @@ func BenchmarkRTT(b *testing.B) {
 				}
 				b.StartTimer()
 			}
-			n := float64(b.N)
-			b.ReportMetric(float64(rejected)/n, "407s/op")
+			b.ReportMetric(float64(rejected)/float64(b.N), "407s/op")
 			if rejected != b.N {
 				b.Errorf("%d 407s in %d rotations of %d requests each, want one per rotation", rejected, b.N, 1+next)
 			}
-			perNext := float64(rest) / n / next / float64(rttLink)
-			b.ReportMetric(perNext, "next-RTT/req")
-			if perNext > rttLimit(c.next) {
-				b.Errorf("%.2f round trips per request after the first, want at most %.2f", perNext, rttLimit(c.next))
-			}
-			counter.done(first, max(c.first, c.today), true)
+			after.done("next-RTT/req", c.next, true)
+			counter.done("RTT/op", max(c.first, c.today), true)
 		})
 	}
 }

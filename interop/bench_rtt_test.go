@@ -53,8 +53,8 @@ func rttDial(ctx context.Context, network, addr string) (net.Conn, error) {
 // 20 ms away (a testnet.Relay in front of it; the origin is on loopback
 // beside it) that offers Negotiate, NTLM and Basic, as BenchmarkRTT does
 // for proxyauthtest's proxies: RTT/op is the time per request over the
-// round-trip time, and the sub-benchmark fails when it exceeds the case's
-// minimum by more than rttLimit allows. conn=new is a new tunnel for every
+// round-trip time, and the sub-benchmark fails when its fastest request
+// exceeds the case's minimum by more than rttLimit allows. conn=new is a new tunnel for every
 // request (DisableKeepAlives), after a first request that met the
 // challenge; conn=reused one tunnel for all. curl's rows, with curl's own
 // timings, only report.
@@ -141,14 +141,19 @@ func BenchmarkSquidRTT(b *testing.B) {
 					args = append(args, "-o", os.DevNull, u)
 				}
 				start := relay.Connections()
-				var total time.Duration
+				var total, fastest time.Duration
 				for b.Loop() {
 					times := squidCurl(b, curl, args, env, len(urls))
-					total += times[len(times)-1]
+					d := times[len(times)-1]
+					total += d
+					if fastest == 0 || d < fastest {
+						fastest = d
+					}
 				}
 				n := float64(b.N)
 				b.ReportMetric(float64(total)/n, "ns/op")
 				b.ReportMetric(float64(total)/n/float64(rttLink), "RTT/op")
+				b.ReportMetric(float64(fastest)/float64(rttLink), "min-RTT/op")
 				b.ReportMetric(float64(relay.Connections()-start)/n, "conns/op")
 			})
 		}
@@ -174,15 +179,25 @@ func squidRTT(b *testing.B, cl *http.Client, target string, want float64, relay 
 	}
 	get()
 	start := relay.Connections()
+	var total, fastest time.Duration
 	for b.Loop() {
+		t0 := time.Now()
 		get()
+		d := time.Since(t0)
+		total += d
+		if fastest == 0 || d < fastest {
+			fastest = d
+		}
 	}
 	n := float64(b.N)
-	got := float64(b.Elapsed()) / n / float64(rttLink)
-	b.ReportMetric(got, "RTT/op")
+	got := float64(fastest) / float64(rttLink)
+	b.ReportMetric(float64(total)/n/float64(rttLink), "RTT/op")
+	b.ReportMetric(got, "min-RTT/op")
 	b.ReportMetric(float64(relay.Connections()-start)/n, "conns/op")
+	// The fastest request, not the mean: a round trip too many is in
+	// every request, where a busy machine slows some of them.
 	if got > rttLimit(want) {
-		b.Fatalf("%.2f round trips per request, want at most %.2f (%g, and %.2f for the machine)",
+		b.Fatalf("the fastest request took %.2f round trips, want at most %.2f (%g, and %.2f for the machine)",
 			got, rttLimit(want), want, rttLimit(want)-want)
 	}
 }
