@@ -322,9 +322,9 @@ func BenchmarkRTT(b *testing.B) {
 	}{
 		{"tunnel-new", "basic", https, false, false, 4, 0},
 		{"tunnel-new", "digest", https, false, false, 4, 0}, // the nonce held from a first request
-		// KNOWN GAP: net/http closes the connection of a CONNECT answered
-		// 407, so the tunnel with credentials needs a new TCP connection.
-		{"tunnel-first", "digest", https, true, true, 5, 6},
+		// net/http closes the connection of a CONNECT answered 407; the
+		// route keeps it for the attempt that answers (proxyConn).
+		{"tunnel-first", "digest", https, true, true, 5, 0},
 		{"tunnel-reused", "basic", https, true, false, 1, 0},
 		{"tunnel-reused", "digest", https, true, false, 1, 0},
 		{"plain-new", "basic", plain, false, false, 2, 0},
@@ -386,10 +386,9 @@ func BenchmarkRTT(b *testing.B) {
 		live := newRTTProxy(b, "basic")
 		mk := func() (*http.Client, func()) { return e.library(b, "basic", false, "http://"+refused, live.url) }
 		// The fallback alone takes 4; the refusal may add its round trip.
-		// KNOWN GAP: the pool probes each unchecked proxy before its
-		// first use with a connect of its own, one round trip more for
-		// the fallback, whose tunnel then connects again.
-		loop(b, 4+1+1, freshGet(b, mk, https), live.relay)
+		// The probe of the unchecked fallback is its connect, which its
+		// tunnel then takes (route.park).
+		loop(b, 4+1, freshGet(b, mk, https), live.relay)
 	})
 
 	blackhole := func(b *testing.B) (*http.Client, func(), *testnet.Relay, *testnet.Relay) {
@@ -451,13 +450,13 @@ func BenchmarkRTT(b *testing.B) {
 		first, next  float64 // the minimums
 		today        float64 // the first request's today, where it is more
 	}{
-		// KNOWN GAP: new credentials retire the route's http.Transport
-		// and its connections (route.renewTransport), so the resend
-		// opens a new connection, which a plain request does not need.
+		// KNOWN GAP: Basic credentials ride in the proxy URL, which is
+		// part of net/http's key for a connection (connectMethod.key), so
+		// the resend with new ones opens a new connection; taking them
+		// out of the URL would cost every request a copy (BENCHMARKS.md).
 		{"plain-reused", plain, true, 2, 1, 3},
-		// KNOWN GAP: net/http closes the connection of the CONNECT
-		// answered 407.
-		{"tunnel-new", https, false, 5, 4, 6},
+		// The CONNECT answered 407 keeps its connection for the answer.
+		{"tunnel-new", https, false, 5, 4, 0},
 	} {
 		b.Run("case=rotation-"+c.name+"/auth=basic/client=proxyauth", func(b *testing.B) {
 			p := newRTTProxy(b, "basic")

@@ -143,6 +143,9 @@ func (r *route) newConnTransports() *connTransports {
 
 // closeIdle closes the idle connections of every Transport of the route.
 func (r *route) closeIdle() {
+	if pc := r.parked.Swap(nil); pc != nil {
+		pc.conn.Close()
+	}
 	r.rt.Load().CloseIdleConnections()
 	if ct := r.conns.Load(); ct != nil {
 		ct.tunnel.CloseIdleConnections()

@@ -450,20 +450,23 @@ func (m *member) stalled(now time.Time) bool {
 	return l != nil && now.UnixNano() < l.stallUntil.Load()
 }
 
-// watchConn tells a leg when the proxy first answers on a connection
-// whose connection phase net/http completes itself (a CONNECT, a SOCKS5
-// handshake), or fails to.
-type watchConn struct {
+// proxyConn is a connection to the proxy whose first exchange net/http
+// makes itself (a CONNECT, a SOCKS5 handshake). It tells a leg when the
+// proxy first answers on it, or fails to; and a tunnel's connection whose
+// CONNECT got a 407 that the next attempt answers is kept for that
+// attempt rather than closed (see route.onConnectResponse).
+type proxyConn struct {
 	net.Conn
-	l    *leg
-	seen atomic.Bool
-	op   string
 	r    *route
+	l    *leg   // nil outside a race
+	op   string // the exchange, for the leg's error: "connect" or "socks"
+	seen atomic.Bool
+	keep atomic.Bool // park the connection on Close, for the next attempt
 }
 
-func (c *watchConn) Read(p []byte) (int, error) {
+func (c *proxyConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if (n > 0 || err != nil) && !c.seen.Swap(true) {
+	if c.l != nil && (n > 0 || err != nil) && !c.seen.Swap(true) {
 		if n > 0 {
 			c.l.phaseEnded(nil)
 		} else {
@@ -473,10 +476,16 @@ func (c *watchConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the connection phase, if it had not ended, without an answer.
-func (c *watchConn) Close() error {
-	if !c.seen.Swap(true) {
+// Close ends the connection phase, if it had not ended, without an
+// answer; or parks the connection for the next attempt.
+func (c *proxyConn) Close() error {
+	if c.l != nil && !c.seen.Swap(true) {
 		c.l.dials.Add(-1)
+	}
+	if c.keep.Swap(false) {
+		c.Conn.SetDeadline(time.Time{})
+		c.r.keepConn(c.Conn)
+		return nil
 	}
 	return c.Conn.Close()
 }

@@ -158,7 +158,13 @@ func TestHedgeSlowPrimaryKeepsHealth(t *testing.T) {
 				scheme = "https://"
 			}
 			t.Cleanup(primary.Close)
-			front := newHeldFront(t, primary.Addr())
+			// A probe's connection (TCP only) carries the tunnel's CONNECT
+			// after it; a TLS one is closed, and the request dials its own.
+			held := int32(1)
+			if !tt.tunnel {
+				held = 2
+			}
+			front := newHeldFront(t, primary.Addr(), held)
 			fallback := newProxy(t, user, secret)
 			ev := newHedgeEvents()
 			cl, tr := poolClient(t, proxyauth.Config{
@@ -199,17 +205,17 @@ func TestHedgeSlowPrimaryKeepsHealth(t *testing.T) {
 	}
 }
 
-// heldFront is a TCP front to a server that passes its first connection
-// (a probe's) as it is, holds the server's bytes on the second until
-// release is closed (a proxy that answers late), and on the later ones
-// for good.
+// heldFront is a TCP front to a server that passes the connections
+// before the held one as they are, holds the server's bytes on the held
+// one until release is closed (a proxy that answers late), and on the
+// later ones for good.
 type heldFront struct {
 	addr    string
 	release chan struct{}
 	count   atomic.Int32
 }
 
-func newHeldFront(t *testing.T, target string) *heldFront {
+func newHeldFront(t *testing.T, target string, held int32) *heldFront {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -246,9 +252,9 @@ func newHeldFront(t *testing.T, target string) *heldFront {
 			go func() {
 				defer wg.Done()
 				switch {
-				case n == 2:
+				case n == held:
 					<-f.release
-				case n > 2:
+				case n > held:
 					<-never
 				}
 				io.Copy(c, up)
@@ -457,10 +463,10 @@ func TestHedgeRetryOnNewConnection(t *testing.T) {
 	}
 }
 
-// dyingFront is a TCP front to a proxy that passes its first two
-// connections (a probe's, and a tunnel's) until die is closed; then it
-// closes the second when the client next writes on it, and never answers
-// on later connections: a proxy gone dark under a kept-alive tunnel.
+// dyingFront is a TCP front to a proxy that passes its first connection
+// (a probe's, which then carries the tunnel) until die is closed; then it
+// closes it when the client next writes on it, and never answers on later
+// connections: a proxy gone dark under a kept-alive tunnel.
 type dyingFront struct {
 	addr string
 	die  chan struct{}
@@ -495,7 +501,7 @@ func newDyingFront(t *testing.T, target string) *dyingFront {
 			mu.Lock()
 			conns = append(conns, c, up)
 			mu.Unlock()
-			dark := n > 2
+			dark := n > 1
 			wg.Add(2)
 			go func() { // client to proxy
 				defer wg.Done()

@@ -748,6 +748,11 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		prev     *member
 		skipped  int
 		i, tried int
+		// again holds the proxies that lost a race to one that failed
+		// after connecting: they had not failed, and are tried again
+		// first. late holds those passed over as stalled, which are
+		// tried last, when the others failed, from fresh.
+		again, late, fresh []*member
 	)
 	// pass reports whether the walk passes over m, the i-th of seq:
 	// benched for this host (a session on it moves for the ban), or
@@ -762,6 +767,7 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 				p.sessions.markBanned(sv.s, m)
 			}
 		case p.hedgeAfter > 0 && m.stalled(now):
+			late = append(late, m)
 		default:
 			return false
 		}
@@ -791,17 +797,22 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		}
 		return nil, nil, false
 	}
-	// again holds the proxies that lost a race to one that failed after
-	// connecting: they had not failed, and are tried again first.
-	var again []*member
-	for ; tried < n && i < total || len(again) > 0; i++ {
+walk:
+	for ; tried < n && (i < total || len(fresh) > 0) || len(again) > 0; i++ {
 		var m *member
-		retry := len(again) > 0
-		if retry {
+		retry, stalled := len(again) > 0, false
+		switch {
+		case retry:
 			m, again = again[0], again[1:]
 			i-- // the sequence stays where it was
-		} else if m = seq.at(i); pass(i, m) {
-			continue
+		case i >= total:
+			m, fresh = fresh[0], fresh[1:]
+			i--
+			stalled = true
+		default:
+			if m = seq.at(i); pass(i, m) {
+				continue
+			}
 		}
 		if tried > 0 {
 			p.obs.failover(FailoverInfo{From: urlOf(prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
@@ -811,7 +822,7 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 			tried++
 		}
 		racing := m != nil && p.hedgeable(sv) && tried < n && i+1 < total
-		probe := !retry && !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil
+		probe := !retry && !stalled && !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil
 		if probe && !racing { // a race probes as part of the connection it races
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
@@ -916,6 +927,12 @@ func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, ca
 		}
 		errs = append(errs, err)
 		again = append(again, lost...)
+	}
+	if len(late) > 0 && tried < n && len(errs) > 0 && mayFailOver(req, errs[len(errs)-1]) {
+		// The others failed: the proxies passed over as stalled are
+		// the last hope.
+		fresh, late = late, nil
+		goto walk
 	}
 	if !bodyUsed {
 		closeBody(req)

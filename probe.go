@@ -25,13 +25,76 @@ func (r *route) probe(ctx context.Context, target string) error {
 		if err != nil {
 			return err
 		}
-		return conn.Close()
+		r.park(conn)
+		return nil
 	case strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://"):
 		return r.probeGet(ctx, target)
 	case r.spec.socks():
 		return r.probeSOCKS(ctx, target)
 	}
 	return r.seal(r.probeConnect(ctx, target), nil, "")
+}
+
+// parkedFor is how long a parked connection waits for the route's next
+// dial.
+const parkedFor = 5 * time.Second
+
+// parkedConn is a connection to the proxy kept for the route's next dial:
+// a probe's, or one whose CONNECT got a 407.
+type parkedConn struct {
+	conn net.Conn
+	at   time.Time
+	kept bool // the proxy has just answered on it: it is open
+}
+
+// park keeps conn, a connect-only probe's TCP connection to the proxy, for
+// the route's next dial: a probe before a proxy's first use then costs
+// that request no round trip, its connection being the probe's. A TLS
+// connection (to an https:// proxy) is closed instead: whether it is
+// still open cannot be told without reading what the server may have sent
+// after the handshake.
+func (r *route) park(conn net.Conn) {
+	if _, ok := conn.(*net.TCPConn); !ok {
+		conn.Close()
+		return
+	}
+	if old := r.parked.Swap(&parkedConn{conn: conn, at: time.Now()}); old != nil {
+		old.conn.Close()
+	}
+}
+
+// keepConn keeps conn, a connection to the proxy whose CONNECT got a 407
+// that the next attempt answers, for the route's next dial.
+func (r *route) keepConn(conn net.Conn) {
+	if old := r.parked.Swap(&parkedConn{conn: conn, at: time.Now(), kept: true}); old != nil {
+		old.conn.Close()
+	}
+}
+
+// unpark returns the parked connection if it is fresh and still open,
+// or nil.
+func (r *route) unpark() net.Conn {
+	pc := r.parked.Swap(nil)
+	if pc == nil {
+		return nil
+	}
+	if time.Since(pc.at) > parkedFor || !pc.kept && !open(pc.conn) {
+		pc.conn.Close()
+		return nil
+	}
+	return pc.conn
+}
+
+// open reports whether the proxy has neither closed conn nor sent on it:
+// a read that must return at once finds nothing to read.
+func open(conn net.Conn) bool {
+	var b [1]byte
+	conn.SetReadDeadline(time.Now())
+	_, err := conn.Read(b[:])
+	var ne net.Error
+	ok := errors.As(err, &ne) && ne.Timeout()
+	conn.SetReadDeadline(time.Time{})
+	return ok
 }
 
 // dialProxy opens a connection to the proxy as the Transport would: TCP,

@@ -44,6 +44,8 @@ type route struct {
 	conns   atomic.Pointer[connTransports]
 	connsMu sync.Mutex
 
+	parked atomic.Pointer[parkedConn] // a probe's connection, for the next dial (probe.go)
+
 	// baseConnectHeader returns the header fields that Base adds to a
 	// CONNECT (its ProxyConnectHeader or GetProxyConnectHeader).
 	baseConnectHeader func(ctx context.Context, target string) (http.Header, error)
@@ -263,7 +265,7 @@ func (r *route) bounded(dial func(ctx context.Context, network, addr string) (ne
 		if l != nil {
 			l.dialing()
 		}
-		conn, err := r.dialWithin(ctx, dial, network, addr)
+		conn, err := r.dialWithin(ctx, dial, network, addr, a != nil)
 		if err != nil {
 			if l != nil {
 				l.phaseEnded(err)
@@ -276,24 +278,32 @@ func (r *route) bounded(dial func(ctx context.Context, network, addr string) (ne
 			}
 			return conn, nil
 		}
-		if l != nil {
-			// net/http completes the connection phase itself.
+		if l != nil || a.tunnel {
+			// net/http makes the first exchange itself.
 			op := "connect"
 			if r.spec.socks() {
 				op = "socks"
 			}
-			conn = &watchConn{Conn: conn, l: l, op: op, r: r}
+			conn = &proxyConn{Conn: conn, l: l, op: op, r: r}
 		}
-		if a.tunnel && r.timeout > 0 {
-			conn.SetDeadline(time.Now().Add(r.timeout))
+		if a.tunnel {
+			if r.timeout > 0 {
+				conn.SetDeadline(time.Now().Add(r.timeout))
+			}
 			a.conn.Store(&conn)
 		}
 		return conn, nil
 	}
 }
 
-// dialWithin dials within the proxy timeout.
-func (r *route) dialWithin(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), network, addr string) (net.Conn, error) {
+// dialWithin dials within the proxy timeout or, for a request's dial,
+// takes the connection a probe left; a probe dials anew.
+func (r *route) dialWithin(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), network, addr string, request bool) (net.Conn, error) {
+	if request {
+		if c := r.unpark(); c != nil {
+			return c, nil
+		}
+	}
 	if r.timeout == 0 {
 		return dial(ctx, network, addr)
 	}
@@ -416,6 +426,14 @@ func (r *route) onConnectResponse(next func(context.Context, *url.URL, *http.Req
 			return nil
 		case http.StatusProxyAuthRequired, http.StatusUnauthorized:
 			pae := r.authError(resp, true, req.Header.Get("Proxy-Authorization") != "")
+			if a != nil && a.callerAuth == "" && !a.last && (a.lg != nil || len(pae.Challenges) > 0) {
+				// The next attempt answers on this connection, if the
+				// proxy keeps it: net/http would close it, and the answer
+				// would cost a new one, a round trip more.
+				if c := a.conn.Load(); c != nil && keepAfter407(*c, resp) {
+					(*c).(*proxyConn).keep.Store(true)
+				}
+			}
 			if a != nil && a.lg != nil && a.callerAuth == "" && !a.last {
 				// This error may never reach a request: net/http gives a
 				// waiting request whichever comes first, its dial or an
@@ -430,6 +448,19 @@ func (r *route) onConnectResponse(next func(context.Context, *url.URL, *http.Req
 		}
 		return &ProxyError{Proxy: r.spec.url, Op: "connect", StatusCode: resp.StatusCode, Header: resp.Header}
 	}
+}
+
+// keepAfter407 reports whether conn, whose CONNECT resp answered 407, can
+// carry the next CONNECT: the proxy keeps it, and the 407's body, which
+// must come with its header, is read within a second.
+func keepAfter407(conn net.Conn, resp *http.Response) bool {
+	pc, ok := conn.(*proxyConn)
+	if !ok {
+		return false
+	}
+	pc.SetReadDeadline(time.Now().Add(time.Second))
+	defer pc.SetReadDeadline(time.Time{})
+	return drained(resp)
 }
 
 // authError is the error for the proxy's own 407 (or 401) in resp. It is

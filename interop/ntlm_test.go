@@ -549,11 +549,15 @@ func ntStatus(resp *http.Response, err error) int {
 // once per connection: for a tunnel once in all; for plain requests once
 // while squid keeps the connection, else once per request.
 func ntWantNTLM(tunnel, closing bool, first string, n int) [][]string {
-	if tunnel {
+	if tunnel && closing {
 		return [][]string{
 			{strings.TrimSpace("CONNECT " + first)},
 			{"CONNECT NTLM/1", "CONNECT NTLM/3"},
 		}
+	}
+	if tunnel {
+		// squid keeps the connection of its 407: the handshake goes on it.
+		return [][]string{{strings.TrimSpace("CONNECT " + first), "CONNECT NTLM/1", "CONNECT NTLM/3"}}
 	}
 	out := [][]string{{strings.TrimSpace("GET " + first)}}
 	if closing {
@@ -580,8 +584,11 @@ func ntWantAnswers(tunnel, closing bool, n int) [][]string {
 	if closing {
 		c = " close"
 	}
-	if tunnel {
+	if tunnel && closing {
 		return [][]string{{"407" + c}, {"407", "200"}}
+	}
+	if tunnel {
+		return [][]string{{"407", "407", "200"}}
 	}
 	out := [][]string{{"407" + c}}
 	if closing {
@@ -782,6 +789,14 @@ func ntConcurrent(t *testing.T, sq *Squid, o *ntOrigins, closing, tunnel bool, c
 	)
 	answers := w.answers()
 	for i, conn := range w.trace() {
+		// A tunnel's handshake may start on the connection of a CONNECT
+		// that squid answered 407, which it keeps.
+		k := 0
+		for tunnel && k < len(conn) && k < len(answers[i]) && conn[k] == "CONNECT" {
+			assert.True(t, strings.HasPrefix(answers[i][k], "407"), "a CONNECT without credentials: %v", answers[i])
+			k++
+		}
+		conn, answers[i] = conn[k:], answers[i][k:]
 		if len(conn) == 0 || !strings.HasSuffix(conn[0], "NTLM/1") {
 			// A connection of the requests sent before squid had asked,
 			// without credentials; or none, a dial no request needed.
