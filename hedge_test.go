@@ -164,7 +164,7 @@ func TestHedgeSlowPrimaryKeepsHealth(t *testing.T) {
 			if !tt.tunnel {
 				held = 2
 			}
-			front := newHeldFront(t, primary.Addr(), held)
+			front := newHeldFront(t, primary.Addr(), held, true)
 			fallback := newProxy(t, user, secret)
 			ev := newHedgeEvents()
 			cl, tr := poolClient(t, proxyauth.Config{
@@ -208,14 +208,14 @@ func TestHedgeSlowPrimaryKeepsHealth(t *testing.T) {
 // heldFront is a TCP front to a server that passes the connections
 // before the held one as they are, holds the server's bytes on the held
 // one until release is closed (a proxy that answers late), and on the
-// later ones for good.
+// later ones for good when laterDark, else passes them too.
 type heldFront struct {
 	addr    string
 	release chan struct{}
 	count   atomic.Int32
 }
 
-func newHeldFront(t *testing.T, target string, held int32) *heldFront {
+func newHeldFront(t *testing.T, target string, held int32, laterDark bool) *heldFront {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -254,7 +254,7 @@ func newHeldFront(t *testing.T, target string, held int32) *heldFront {
 				switch {
 				case n == held:
 					<-f.release
-				case n > held:
+				case n > held && laterDark:
 					<-never
 				}
 				io.Copy(c, up)
@@ -548,4 +548,31 @@ func newDyingFront(t *testing.T, target string) *dyingFront {
 		wg.Wait()
 	})
 	return f
+}
+
+// TestHedgeStalledIsLastHope: a proxy passed over because its pending
+// connection lost a race is still tried when every other proxy fails.
+func TestHedgeStalledIsLastHope(t *testing.T) {
+	o := newOrigin(t, true, nil)
+	primary := newProxy(t, user, secret)
+	front := newHeldFront(t, primary.Addr(), 1, false) // its first connection answers late, the others at once
+	fallback := newProxy(t, user, secret)
+	cl, tr := poolClient(t, proxyauth.Config{
+		Proxies:      []string{withUser(t, "http://"+front.addr, user, secret), withUser(t, fallback.URL, user, secret)},
+		Base:         trusting(o.Certificate()),
+		ProxyTimeout: time.Minute,
+		Pool:         proxyauth.PoolConfig{HedgeAfter: hedgeAfter},
+	}, nil)
+	_, resp, err := get(cl, o.URL)
+	require.NoError(t, err)
+	require.Equal(t, fallback.URL, proxyauth.ProxyOf(resp).String(), "the fallback won the race")
+	require.True(t, tr.Pool().Stats()[0].Stalled)
+
+	fallback.Close() // the fallback goes down, its tunnel with it
+	_, resp, err = get(cl, o.URL)
+	require.NoError(t, err, "the stalled primary is the last hope")
+	assert.Equal(t, front.addr, proxyauth.ProxyOf(resp).Host)
+	st := tr.Pool().Stats()
+	assert.Equal(t, uint64(1), st[0].Requests)
+	assert.NotEmpty(t, st[1].LastError, "the fallback failed first")
 }
