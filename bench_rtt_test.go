@@ -145,30 +145,8 @@ func (e *rttEnv) base(keep bool) *http.Transport {
 	}
 }
 
-// rttDial returns a connection one round trip after it was asked for, as
-// a connect over the link would: on loopback it returns at once, and
-// although the relay holds the bytes for that round trip, a dial that
-// takes no time would win every race that net/http runs between a new
-// connection and one coming back to its idle pool, and a probe that only
-// connects would cost nothing. The bytes are not delayed further: the
-// relay's hold and this wait run together.
-func rttDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	start := time.Now()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	// The wait is the link's latency, not a synchronisation.
-	t := time.NewTimer(time.Until(start.Add(rttLink)))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		if c != nil {
-			c.Close()
-		}
-		return nil, ctx.Err()
-	}
-	return c, err
-}
+// rttDial dials over the simulated link (testnet.Dialer).
+var rttDial = testnet.Dialer(rttLink)
 
 // rttCreds is a CredentialsFunc that gives user and secret.
 func rttCreds(context.Context, proxyauth.CredentialsRequest) (proxyauth.Credentials, error) {

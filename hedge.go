@@ -51,8 +51,8 @@ type race struct {
 	pending int       // legs whose round trip has not returned
 	ended   chan *leg // the other legs report here; made with the second
 	timer   *time.Timer
-	over    bool // decided: no more legs
-	more    func() (*member, *http.Request, bool)
+	over    bool   // decided: no more legs
+	cur     cursor // the walk's, whose next proxy a hedge takes
 }
 
 // leg is one proxy's part in a race.
@@ -60,7 +60,8 @@ type leg struct {
 	race        *race
 	m           *member
 	r           *route
-	req         *http.Request // in the leg's context
+	base        *http.Request // the request the leg sends, which req is in the leg's context
+	req         *http.Request
 	cancel      context.CancelCauseFunc
 	start       time.Time // on the pool's clock, for its statistics
 	began       time.Time // on the wall clock
@@ -85,16 +86,16 @@ func (p *Pool) hedgeable(sv *sessionView) bool {
 	return p.hedgeAfter > 0 && !p.single && sv == nil
 }
 
-// hedged sends try through m, and through each proxy that more yields
-// (with its request and whether it needs a probe) in turn, one more each
-// time HedgeAfter passes without a connection, within the bound the walk
-// keeps. It returns the leg that decides the request (the winner, or a
+// hedged sends try through m, and through each next proxy of the walk's
+// cursor c in turn, one more each time HedgeAfter passes without a
+// connection, within the bound the walk keeps; c then holds where the
+// race left the walk. It returns the leg that decides the request (the winner, or a
 // leg whose failure ends the request) and the legs that failed before a
 // connection, each observed; w is nil when every leg failed. lost are
 // the proxies of the legs that lost to the winner, in order.
-func (p *Pool) hedged(req, try *http.Request, m *member, start time.Time, probe, sendsCaller bool,
-	more func() (*member, *http.Request, bool)) (w *leg, failed []*leg, lost []*member) {
-	rc := &race{p: p, req: req, after: p.hedgeAfter, began: time.Now(), more: more}
+func (p *Pool) hedged(try *http.Request, m *member, start time.Time, probe, sendsCaller bool, c *cursor) (w *leg, failed []*leg, lost []*member) {
+	rc := &race{p: p, req: c.req, after: p.hedgeAfter, began: time.Now(), cur: *c}
+	defer func() { *c = rc.cur }()
 	if hasBody(try) {
 		rc.shared = &sharedBody{src: try.Body}
 	}
@@ -195,7 +196,7 @@ func (b *releasingBody) Close() error {
 // the request's body behind a gate.
 func (rc *race) setUp(l *leg, m *member, try *http.Request, start time.Time, probe bool) {
 	ctx, cancel := context.WithCancelCause(try.Context())
-	*l = leg{race: rc, m: m, start: start, began: time.Now(), probe: probe, cancel: cancel}
+	*l = leg{race: rc, m: m, start: start, began: time.Now(), probe: probe, cancel: cancel, base: try}
 	l.req = try.WithContext(ctx)
 	if rc.shared != nil {
 		l.body = &gatedBody{shared: rc.shared, leg: l}
@@ -327,7 +328,7 @@ func (rc *race) hedge() {
 		rc.mu.Unlock()
 		return
 	}
-	m, try, probe := rc.more()
+	m, try, probe := rc.cur.next()
 	if m == nil {
 		rc.mu.Unlock()
 		return

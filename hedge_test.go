@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,7 +159,7 @@ func TestHedgeSlowPrimaryKeepsHealth(t *testing.T) {
 			t.Cleanup(primary.Close)
 			// A probe's connection (TCP only) carries the tunnel's CONNECT
 			// after it; a TLS one is closed, and the request dials its own.
-			held := int32(1)
+			held := 1
 			if !tt.tunnel {
 				held = 2
 			}
@@ -185,7 +184,7 @@ func TestHedgeSlowPrimaryKeepsHealth(t *testing.T) {
 			assert.True(t, st[0].Stalled, "the primary's connection is pending")
 			assert.Equal(t, uint64(1), st[0].RacesLost)
 
-			close(front.release) // the primary answers, late
+			front.release() // the primary answers, late
 			require.Eventually(t, func() bool { return !tr.Pool().Stats()[0].Stalled }, time.Minute, 5*time.Millisecond,
 				"the primary's late answer ends its stall")
 			st = tr.Pool().Stats()
@@ -203,81 +202,6 @@ func TestHedgeSlowPrimaryKeepsHealth(t *testing.T) {
 			assert.Len(t, o.received(), 2, "the origin received each request once")
 		})
 	}
-}
-
-// heldFront is a TCP front to a server that passes the connections
-// before the held one as they are, holds the server's bytes on the held
-// one until release is closed (a proxy that answers late), and on the
-// later ones for good when laterDark, else passes them too.
-type heldFront struct {
-	addr    string
-	release chan struct{}
-	count   atomic.Int32
-}
-
-func newHeldFront(t *testing.T, target string, held int32, laterDark bool) *heldFront {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	f := &heldFront{addr: ln.Addr().String(), release: make(chan struct{})}
-	never := make(chan struct{})
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n := f.count.Add(1)
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				io.Copy(up, c)
-				up.Close()
-			}()
-			go func() {
-				defer wg.Done()
-				switch {
-				case n == held:
-					<-f.release
-				case n > held && laterDark:
-					<-never
-				}
-				io.Copy(c, up)
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		close(never)
-		select {
-		case <-f.release:
-		default:
-			close(f.release)
-		}
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return f
 }
 
 // TestHedgePostSentOnce: a POST whose body cannot be sent again races
@@ -463,93 +387,6 @@ func TestHedgeRetryOnNewConnection(t *testing.T) {
 	}
 }
 
-// dyingFront is a TCP front to a proxy that passes its first connection
-// (a probe's, which then carries the tunnel) until die is closed; then it
-// closes it when the client next writes on it, and never answers on later
-// connections: a proxy gone dark under a kept-alive tunnel.
-type dyingFront struct {
-	addr string
-	die  chan struct{}
-}
-
-func newDyingFront(t *testing.T, target string) *dyingFront {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	f := &dyingFront{addr: ln.Addr().String(), die: make(chan struct{})}
-	never := make(chan struct{})
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-		n     int
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n++
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
-			dark := n > 1
-			wg.Add(2)
-			go func() { // client to proxy
-				defer wg.Done()
-				defer up.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					k, err := c.Read(buf)
-					if k > 0 {
-						select {
-						case <-f.die:
-							if !dark {
-								c.Close() // the tunnel breaks under the request
-								return
-							}
-						default:
-						}
-						if _, err := up.Write(buf[:k]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() { // proxy to client
-				defer wg.Done()
-				if dark {
-					<-never
-				}
-				io.Copy(c, up)
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		close(never)
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return f
-}
-
 // TestHedgeStalledIsLastHope: a proxy passed over because its pending
 // connection lost a race is still tried when every other proxy fails.
 func TestHedgeStalledIsLastHope(t *testing.T) {
@@ -575,4 +412,138 @@ func TestHedgeStalledIsLastHope(t *testing.T) {
 	st := tr.Pool().Stats()
 	assert.Equal(t, uint64(1), st[0].Requests)
 	assert.NotEmpty(t, st[1].LastError, "the fallback failed first")
+}
+
+// front is a TCP front to a proxy, for tests that make the proxy late or
+// dark: it accepts connections, dials the proxy for each, and lets pipe
+// carry the bytes of the n-th (from 1) until either side closes, or never
+// is closed, at cleanup, when it closes them all.
+type front struct {
+	addr string
+}
+
+func newFront(t *testing.T, target string, pipe func(n int, client, proxy net.Conn, never <-chan struct{})) *front {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	never := make(chan struct{})
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for n := 1; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			wg.Go(func() { pipe(n, c, up, never) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		close(never)
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return &front{addr: ln.Addr().String()}
+}
+
+// heldFront is a front that passes the connections before the held one
+// as they are, holds the proxy's bytes on the held one until release is
+// closed (a proxy that answers late), and on the later ones for good
+// when laterDark, else passes them too.
+type heldFront struct {
+	*front
+	release func() // the proxy's bytes on the held connection go
+}
+
+func newHeldFront(t *testing.T, target string, held int, laterDark bool) *heldFront {
+	t.Helper()
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	releaseNow := func() { once.Do(func() { close(release) }) }
+	f := newFront(t, target, func(n int, c, up net.Conn, never <-chan struct{}) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			io.Copy(up, c)
+			up.Close()
+		}()
+		switch {
+		case n == held:
+			select {
+			case <-release:
+			case <-never:
+			}
+		case n > held && laterDark:
+			<-never
+		}
+		io.Copy(c, up)
+		c.Close()
+		<-done
+	})
+	return &heldFront{front: f, release: releaseNow}
+}
+
+// dyingFront is a front that passes its first connection (a probe's,
+// which then carries the tunnel) until die is closed; then it closes it
+// when the client next writes on it, and never answers on later
+// connections: a proxy gone dark under a kept-alive tunnel.
+type dyingFront struct {
+	*front
+	die chan struct{}
+}
+
+func newDyingFront(t *testing.T, target string) *dyingFront {
+	t.Helper()
+	die := make(chan struct{})
+	f := newFront(t, target, func(n int, c, up net.Conn, never <-chan struct{}) {
+		done := make(chan struct{})
+		go func() { // client to proxy
+			defer close(done)
+			defer up.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				k, err := c.Read(buf)
+				if k > 0 {
+					select {
+					case <-die:
+						if n == 1 {
+							c.Close() // the tunnel breaks under the request
+							return
+						}
+					default:
+					}
+					if _, err := up.Write(buf[:k]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		if n > 1 {
+			<-never
+		}
+		io.Copy(c, up)
+		c.Close()
+		<-done
+	})
+	return &dyingFront{front: f, die: die}
 }

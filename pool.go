@@ -733,96 +733,49 @@ func (s sequence) len() int {
 // sv is req's session, nil for none.
 func (p *Pool) walk(req *http.Request, seq sequence, now time.Time, panicked, caller, dropCaller bool, sv *sessionView) (*http.Response, error) {
 	single := p.single
-	var host string
+	c := cursor{p: p, req: req, seq: seq, now: now, panicked: panicked, caller: caller, sv: sv,
+		n: seq.n, total: seq.len(), gateway: sv != nil && p.tmpl != nil}
 	if p.banned != nil {
-		host = banHost(req.URL)
+		c.host = banHost(req.URL)
 	}
-	n, total := seq.n, seq.len()
-	gateway := sv != nil && p.tmpl != nil
-	if gateway {
-		n = p.maxPerReq // banned responses go again, each under a new session token
+	if c.gateway {
+		c.n = p.maxPerReq // banned responses go again, each under a new session token
 	}
+	host, gateway := c.host, c.gateway
 	var (
 		errs     []error
 		bodyUsed bool
-		prev     *member
-		skipped  int
-		i, tried int
 		// again holds the proxies that lost a race to one that failed
 		// after connecting: they had not failed, and are tried again
-		// first. late holds those passed over as stalled, which are
-		// tried last, when the others failed, from fresh.
-		again, late, fresh []*member
+		// first; fresh, those passed over as stalled, tried last.
+		again, fresh []*member
 	)
-	// pass reports whether the walk passes over m, the i-th of seq:
-	// benched for this host (a session on it moves for the ban), or
-	// stalled by a race it lost, and not the last hope.
-	pass := func(i int, m *member) bool {
-		if m == nil || skipped >= maxBenchedSkips || i == total-1 && tried == 0 {
-			return false
-		}
-		switch {
-		case !gateway && host != "" && m.benched(host, now):
-			if sv != nil && m == sv.exit {
-				p.sessions.markBanned(sv.s, m)
-			}
-		case p.hedgeAfter > 0 && m.stalled(now):
-			late = append(late, m)
-		default:
-			return false
-		}
-		skipped++
-		return true
-	}
-	// more yields the next proxy to race, its request, and whether it
-	// needs a probe first; nil when there is none (a direct connection
-	// is not raced). It runs in the race's timer, while the walk waits.
-	more := func() (*member, *http.Request, bool) {
-		for tried < n && i+1 < total {
-			m := seq.at(i + 1)
-			if m == nil {
-				return nil, nil, false
-			}
-			i++
-			if pass(i, m) {
-				continue
-			}
-			tried++
-			prev = m
-			t := req
-			if caller {
-				t = withoutProxyAuth(req)
-			}
-			return m, t, !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil
-		}
-		return nil, nil, false
-	}
 walk:
-	for ; tried < n && (i < total || len(fresh) > 0) || len(again) > 0; i++ {
+	for ; c.tried < c.n && (c.i < c.total || len(fresh) > 0) || len(again) > 0; c.i++ {
 		var m *member
 		retry, stalled := len(again) > 0, false
 		switch {
 		case retry:
 			m, again = again[0], again[1:]
-			i-- // the sequence stays where it was
-		case i >= total:
+			c.i-- // the sequence stays where it was
+		case c.i >= c.total:
 			m, fresh = fresh[0], fresh[1:]
-			i--
+			c.i--
 			stalled = true
 		default:
-			if m = seq.at(i); pass(i, m) {
+			if m = seq.at(c.i); c.pass(c.i, m) {
 				continue
 			}
 		}
-		if tried > 0 {
-			p.obs.failover(FailoverInfo{From: urlOf(prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
+		if c.tried > 0 {
+			p.obs.failover(FailoverInfo{From: urlOf(c.prev), To: urlOf(m), Target: req.URL.Redacted(), Err: errs[len(errs)-1]})
 		}
-		prev = m
+		c.prev = m
 		if !retry {
-			tried++
+			c.tried++
 		}
-		racing := m != nil && p.hedgeable(sv) && tried < n && i+1 < total
-		probe := !retry && !stalled && !panicked && p.needsProbe(seq, i, m) && p.ctx.Err() == nil
+		racing := m != nil && p.hedgeable(sv) && c.tried < c.n && c.i+1 < c.total
+		probe := !retry && !stalled && !panicked && p.needsProbe(seq, c.i, m) && p.ctx.Err() == nil
 		if probe && !racing { // a race probes as part of the connection it races
 			if err := m.probeNow(req.Context()); err != nil {
 				errs = append(errs, err)
@@ -830,7 +783,7 @@ walk:
 			}
 		}
 		try := req
-		sendsCaller := caller && tried == 1 && !dropCaller && m != nil
+		sendsCaller := caller && c.tried == 1 && !dropCaller && m != nil
 		if caller && !sendsCaller {
 			try = withoutProxyAuth(req)
 		}
@@ -859,22 +812,22 @@ walk:
 			continue
 		}
 		start := now
-		if tried > 1 {
+		if c.tried > 1 {
 			start = p.now()
 		}
 		var (
 			resp *http.Response
 			err  error
 			r    *route
-			sent = try
+			lost []*member
+			sent = try // the request that went, before its context
 		)
-		var lost []*member
 		if racing {
 			var (
 				w      *leg
 				failed []*leg
 			)
-			w, failed, lost = p.hedged(req, try, m, start, probe, sendsCaller, more)
+			w, failed, lost = p.hedged(try, m, start, probe, sendsCaller, &c)
 			for _, f := range failed {
 				errs = append(errs, f.err)
 			}
@@ -886,7 +839,7 @@ walk:
 				}
 				continue
 			}
-			m, r, sent, sendsCaller = w.m, w.r, w.req, w.sendsCaller
+			m, r, sent, sendsCaller = w.m, w.r, w.base, w.sendsCaller
 			resp, err = w.resp, w.err
 			start = w.start
 		} else {
@@ -898,12 +851,12 @@ walk:
 		if err == nil {
 			if host != "" && p.banned(resp) {
 				p.ban(m, host, resp, start, sv, gateway)
-				more := tried < n && (gateway || p.nextUnbenched(seq, i, host, start))
+				more := c.tried < c.n && (gateway || p.nextUnbenched(seq, c.i, host, start))
 				if more && !p.returnBanned && idempotent(req) && replayable(req) {
 					drain(resp.Body, r.timeout)
 					errs = append(errs, &StatusError{URL: req.URL, StatusCode: resp.StatusCode})
 					if gateway {
-						i-- // the same gateway, under the session's new token
+						c.i-- // the same gateway, under the session's new token
 					}
 					continue
 				}
@@ -928,10 +881,10 @@ walk:
 		errs = append(errs, err)
 		again = append(again, lost...)
 	}
-	if len(late) > 0 && tried < n && len(errs) > 0 && mayFailOver(req, errs[len(errs)-1]) {
+	if len(c.late) > 0 && c.tried < c.n && len(errs) > 0 && mayFailOver(req, errs[len(errs)-1]) {
 		// The others failed: the proxies passed over as stalled are
 		// the last hope.
-		fresh, late = late, nil
+		fresh, c.late = c.late, nil
 		goto walk
 	}
 	if !bodyUsed {
@@ -941,6 +894,71 @@ walk:
 		return nil, errs[0]
 	}
 	return nil, &PoolError{Errors: errs}
+}
+
+// cursor is a walk's place in its sequence of proxies. It lives on the
+// walk's stack; a race works on a copy, which the walk takes back.
+type cursor struct {
+	p        *Pool
+	req      *http.Request
+	seq      sequence
+	now      time.Time
+	host     string // for bans; "" without PoolConfig.Banned
+	gateway  bool   // a session at a gateway (SessionUsername)
+	panicked bool   // no proxy was in rotation
+	caller   bool   // req carries the caller's Proxy-Authorization
+	sv       *sessionView
+
+	n, total int // the proxies to try, and those the sequence offers
+	i, tried int // the position, and the proxies tried
+	skipped  int // passed over
+	prev     *member
+	late     []*member // passed over as stalled by a race they lost
+}
+
+// pass reports whether the walk passes over m, the i-th of its sequence:
+// benched for its host (a session on it moves for the ban), or stalled
+// by a race it lost, and not the last hope.
+func (c *cursor) pass(i int, m *member) bool {
+	if m == nil || c.skipped >= maxBenchedSkips || i == c.total-1 && c.tried == 0 {
+		return false
+	}
+	switch {
+	case !c.gateway && c.host != "" && m.benched(c.host, c.now):
+		if c.sv != nil && m == c.sv.exit {
+			c.p.sessions.markBanned(c.sv.s, m)
+		}
+	case c.p.hedgeAfter > 0 && m.stalled(c.now):
+		c.late = append(c.late, m)
+	default:
+		return false
+	}
+	c.skipped++
+	return true
+}
+
+// next yields the next proxy to race, its request, and whether it needs
+// a probe first; nil when there is none (a direct connection is not
+// raced).
+func (c *cursor) next() (*member, *http.Request, bool) {
+	for c.tried < c.n && c.i+1 < c.total {
+		m := c.seq.at(c.i + 1)
+		if m == nil {
+			return nil, nil, false
+		}
+		c.i++
+		if c.pass(c.i, m) {
+			continue
+		}
+		c.tried++
+		c.prev = m
+		t := c.req
+		if c.caller {
+			t = withoutProxyAuth(c.req)
+		}
+		return m, t, !c.panicked && c.p.needsProbe(c.seq, c.i, m) && c.p.ctx.Err() == nil
+	}
+	return nil, nil, false
 }
 
 // replayable reports whether req's body, if any, can be sent again.

@@ -597,6 +597,12 @@ func (r *route) observeEnd(req *http.Request, a *attempt, n int, start time.Time
 	}
 }
 
+// failsOver reports whether the route's proxy is one of a pool that
+// checks health and fails over.
+func (r *route) failsOver() bool {
+	return r.owner != nil && r.owner.pool != nil && !r.owner.pool.single
+}
+
 // hasBody reports whether req has a body to send.
 func hasBody(req *http.Request) bool {
 	return req.Body != nil && req.Body != http.NoBody
@@ -613,7 +619,15 @@ func (r *route) send(req *http.Request, a *attempt, n int, callerSet bool) (*htt
 	ca := a.connAuth()
 	switch {
 	case a.tunnel, a.leg != nil:
-		a.trace.GetConn, a.trace.GotConn = a.getConnection, a.gotConnection
+		a.trace.GotConn = a.gotConnection
+		if a.tunnel && r.failsOver() {
+			// What net/http's retry of a tunnel's request on a new
+			// connection does tells a race, and the pool's health
+			// (getConnection): only there is it worth the hook's
+			// allocations. A plain request's retry needs no telling:
+			// its dial's failure is typed as it happens.
+			a.trace.GetConn = a.getConnection
+		}
 		ctx = httptrace.WithClientTrace(ctx, a.trace)
 	case ca != nil && plain:
 		// Whether the request carries the handshake's last leg, or goes

@@ -31,23 +31,8 @@ const (
 
 func rttLimit(want float64) float64 { return want + 0.5 + 0.05*want }
 
-func rttDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	start := time.Now()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	// The wait is the link's latency, not a synchronisation.
-	t := time.NewTimer(time.Until(start.Add(rttLink)))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		if c != nil {
-			c.Close()
-		}
-		return nil, ctx.Err()
-	}
-	return c, err
-}
+// rttDial dials over the simulated link (testnet.Dialer).
+var rttDial = testnet.Dialer(rttLink)
 
 // BenchmarkSquidRTT counts the round trips of tunnels through a real squid
 // 20 ms away (a testnet.Relay in front of it; the origin is on loopback

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
@@ -230,4 +231,31 @@ func (r *Relay) close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// Dialer returns a dial function whose connection comes one round trip
+// (rtt) after it was asked for, as over a link of that round-trip time:
+// the relay delays the bytes, but a connect on loopback returns at once,
+// and a dial that takes no time would win every race that net/http runs
+// between a new connection and one coming back to its idle pool. The
+// bytes are not delayed further: the relay's hold and this wait run
+// together.
+func Dialer(rtt time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		start := time.Now()
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		// The wait is the link's latency, not a synchronisation.
+		t := time.NewTimer(time.Until(start.Add(rtt)))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			if c != nil {
+				c.Close()
+			}
+			return nil, ctx.Err()
+		}
+		return c, err
+	}
 }
