@@ -161,8 +161,12 @@ type PoolConfig struct {
 	// proxy. Losing a race costs a proxy no health; while its connection
 	// is still pending, later requests pass over it, and when that
 	// connection fails, with its own ProxyTimeout, the proxy is ejected
-	// as for any failure. 0 means 500 milliseconds, two round trips to a
-	// proxy 200 ms away and some room; negative means never.
+	// as for any failure. A tunnel's request that net/http sends again
+	// on a new connection, its reused one having broken, races that
+	// connection too. The requests of a session (WithSession) are not
+	// hedged: a session keeps its exit unless the exit fails. 0 means
+	// 500 milliseconds, two round trips to a proxy 200 ms away and some
+	// room; negative means never.
 	HedgeAfter time.Duration
 }
 
