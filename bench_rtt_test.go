@@ -26,8 +26,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
-	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -520,24 +518,9 @@ func runCurl(b *testing.B, curl, caFile, proxyURL, auth string, urls ...string) 
 	for _, u := range urls {
 		args = append(args, "-o", os.DevNull, u)
 	}
-	cmd := exec.CommandContext(ctx, curl, args...)
-	cmd.Env = append(os.Environ(), "CURL_HOME="+os.DevNull) // no ~/.curlrc (-q too)
-	out, err := cmd.Output()
+	times, err := testnet.CurlTimes(ctx, curl, args, os.Environ())
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%v: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		b.Fatalf("curl: %v", err)
-	}
-	var times []time.Duration
-	for line := range strings.Lines(string(out)) {
-		code, secs, _ := strings.Cut(strings.TrimSpace(line), " ")
-		s, err := strconv.ParseFloat(secs, 64)
-		if code != "200" || err != nil {
-			b.Fatalf("curl printed %q, want status 200 and its time", line)
-		}
-		times = append(times, time.Duration(s*float64(time.Second)))
+		b.Fatal(err)
 	}
 	if len(times) != len(urls) {
 		b.Fatalf("curl printed %d results for %d URLs", len(times), len(urls))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,8 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -192,24 +188,9 @@ func squidRTT(b *testing.B, cl *http.Client, target string, want float64, relay 
 func squidCurl(b *testing.B, curl string, args, env []string, n int) []time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, curl, args...)
-	cmd.Env = append(env, "CURL_HOME="+os.DevNull)
-	out, err := cmd.Output()
+	times, err := testnet.CurlTimes(ctx, curl, args, env)
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%v: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		b.Fatalf("curl: %v", err)
-	}
-	var times []time.Duration
-	for line := range strings.Lines(string(out)) {
-		code, secs, _ := strings.Cut(strings.TrimSpace(line), " ")
-		s, err := strconv.ParseFloat(secs, 64)
-		if code != "200" || err != nil {
-			b.Fatalf("curl printed %q, want status 200 and its time", line)
-		}
-		times = append(times, time.Duration(s*float64(time.Second)))
+		b.Fatal(err)
 	}
 	if len(times) != n {
 		b.Fatalf("curl printed %d results for %d URLs", len(times), n)
