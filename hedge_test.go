@@ -292,10 +292,11 @@ func TestHedgeWithinMaxProxies(t *testing.T) {
 // TestHedgeDisabled: with a negative HedgeAfter a black-holed primary
 // costs the whole ProxyTimeout, as without hedging, and nothing races.
 func TestHedgeDisabled(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t, true, nil)
 	fallback := newProxy(t, user, secret)
 	ev := newHedgeEvents()
-	timeout := 2 * hedgeAfter
+	timeout := expiring // the fallback must answer within it too
 	cl, tr := poolClient(t, proxyauth.Config{
 		Proxies:      []string{withUser(t, "http://"+blackHole(t), user, secret), withUser(t, fallback.URL, user, secret)},
 		Base:         trusting(o.Certificate()),
@@ -353,7 +354,7 @@ func TestHedgeRetryOnNewConnection(t *testing.T) {
 			ev := newHedgeEvents()
 			after, timeout := hedgeAfter, time.Minute
 			if !hedge {
-				after, timeout = -1, 2*time.Second
+				after, timeout = -1, expiring // the fallback must answer within it too
 			}
 			cl, tr := poolClient(t, proxyauth.Config{
 				Proxies:      []string{withUser(t, "http://"+front.addr, user, secret), withUser(t, fallback.URL, user, secret)},
@@ -546,4 +547,43 @@ func newDyingFront(t *testing.T, target string) *dyingFront {
 		<-done
 	})
 	return &dyingFront{front: f, die: die}
+}
+
+// TestHedgeCallerCredentialsStayWithTheFirstProxy: a Proxy-Authorization
+// field the caller set is for the first proxy the request tries; the
+// proxy raced in parallel gets its own credentials, never the caller's.
+func TestHedgeCallerCredentialsStayWithTheFirstProxy(t *testing.T) {
+	for _, tt := range []struct {
+		name, hole string
+		tls        bool
+	}{
+		{"https target", "http://" + "%s", true},
+		{"http target", "https://" + "%s", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, tt.tls, nil)
+			fallback := newProxy(t, "bob", "fallback-pw")
+			hole := blackHole(t)
+			cl, _ := poolClient(t, proxyauth.Config{
+				Proxies:      []string{strings.Replace(tt.hole, "%s", hole, 1), withUser(t, fallback.URL, "bob", "fallback-pw")},
+				Base:         trusting(o.Certificate()),
+				ProxyTimeout: time.Minute,
+				Pool:         proxyauth.PoolConfig{HedgeAfter: hedgeAfter},
+			}, nil)
+			const callers = "Basic Y2FsbGVyOmNhbGxlci1wdw==" // caller:caller-pw
+			req, err := http.NewRequest(http.MethodGet, o.URL, nil)
+			require.NoError(t, err)
+			req.Header.Set("Proxy-Authorization", callers)
+			resp, err := cl.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, fallback.URL, proxyauth.ProxyOf(resp).String(), "the raced fallback served")
+			require.NotEmpty(t, fallback.Requests())
+			for _, r := range fallback.Requests() {
+				assert.NotContains(t, r.ProxyAuthorization, callers, "the caller's field went to the first proxy only")
+				assert.True(t, r.Authorized, "the fallback got its own credentials")
+			}
+			o.assertNoProxyAuth(t, "caller-pw", "fallback-pw")
+		})
+	}
 }
