@@ -72,12 +72,7 @@ func TestRelayDelaysEachDirection(t *testing.T) {
 	const delay = 50 * time.Millisecond
 	r := NewRelay(t, echo(t), delay)
 	start := time.Now()
-	c, err := net.DialTimeout("tcp", r.Addr, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
+	c := dialRelay(t, r)
 	// Lower bounds only: the relay holds each byte for delay each way,
 	// and a busy machine only adds to that. The first exchange waits for
 	// the handshake's round trip too, counted from before the connect,
@@ -101,12 +96,7 @@ func TestRelayRefusedAfterHandshake(t *testing.T) {
 	const delay = 50 * time.Millisecond
 	r := NewRelay(t, Closed(t), delay)
 	start := time.Now()
-	c, err := net.DialTimeout("tcp", r.Addr, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
+	c := dialRelay(t, r)
 	c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
 	n, err := c.Read(make([]byte, 1))
 	var ne net.Error
@@ -125,12 +115,7 @@ func TestRelayKill(t *testing.T) {
 	const delay = 5 * time.Millisecond
 	target, accepted := countingEcho(t)
 	r := NewRelay(t, target, delay)
-	before, err := net.DialTimeout("tcp", r.Addr, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer before.Close()
-	before.SetDeadline(time.Now().Add(time.Minute))
+	before := dialRelay(t, r)
 	exchange(t, before, "ping")
 
 	r.Kill()
@@ -163,12 +148,7 @@ func TestRelayKill(t *testing.T) {
 
 func TestRelayCarriesDataAndHalfClose(t *testing.T) {
 	r := NewRelay(t, echo(t), time.Millisecond)
-	c, err := net.DialTimeout("tcp", r.Addr, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
+	c := dialRelay(t, r)
 	payload := make([]byte, 1<<20)
 	rand.Read(payload)
 	errs := make(chan error, 1)
@@ -191,4 +171,17 @@ func TestRelayCarriesDataAndHalfClose(t *testing.T) {
 	if !bytes.Equal(back, payload) {
 		t.Errorf("got %d bytes back, want the %d sent, in order", len(back), len(payload))
 	}
+}
+
+// dialRelay connects to r, with a generous deadline on the connection,
+// which the test's cleanup closes.
+func dialRelay(t *testing.T, r *Relay) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", r.Addr, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(time.Minute))
+	return c
 }
